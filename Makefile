@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make preview` and `make test`. Both install what they need.
+PYTHON ?= python3
+STACK ?= dev
+VENV := .venv
+PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
+
+.PHONY: preview check test test-fast deps bench clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install -q -r requirements-checkov.txt
+	touch $@
+
+deps: $(VENV)/.dev $(CHECKOV_VENV)/.installed
+
+## Offline preview of a stack (the real program under mocks): build/$(STACK)/preview.json + manifests/
+preview: $(VENV)/.runtime
+	$(PY) -m infra render --stack $(STACK) --out build/$(STACK)
+
+## Schemas, CRDs, CEL rules, policy and checkov over the rendered stack
+check: deps
+	$(PY) -m infra check --stack $(STACK)
+
+## The whole suite (what CI runs)
+test: deps
+	$(PY) -m pytest
+
+bench: deps
+	$(PY) bench/train_bench.py --out bench/results/train.json
+	$(PY) bench/serve_bench.py --out bench/results/serve.json
+
+clean:
+	rm -rf build .pytest_cache

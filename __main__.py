@@ -1,0 +1,4 @@
+"""Pulumi entry point: `pulumi up` runs this. Nothing is created at import time elsewhere."""
+from infra.program import run
+
+run()

@@ -1,0 +1,284 @@
+"""``python -m infra check``: validate what a stack renders (or a folder of YAML) before anything is applied.
+
+- core kinds: ``kubernetes-validate`` (strict) at the cluster's Kubernetes version;
+- custom resources: the upstream CRD's ``openAPIV3Schema`` (unknown fields are errors) and its
+  CEL rules (``x-kubernetes-validations``), when ``infra.validate.cel`` is present;
+- every manifest: ``checkov`` (kubernetes framework);
+- the platform's policy rules (``policy/rules.py``) when present.
+
+Every check that is not applied is named, with its reason, in ``check-skips.yaml``.
+The exit code is non-zero on any finding.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.validate.crds import DEFAULT_CRDS, CrdVersion, load_crds, schema_errors
+
+REPO = Path(__file__).resolve().parents[1]
+SKIPS_FILE = REPO / "check-skips.yaml"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str      # core-schema | crd-schema | cel | checkov | policy | unchecked
+    resource: str   # Kind/namespace/name
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.resource}: {self.message}"
+
+
+@dataclass
+class KindCoverage:
+    objects: int = 0
+    how: str = ""
+    cel_checked: int = 0
+    cel_skipped: int = 0
+    cel_unsupported: int = 0
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    coverage: dict[str, KindCoverage] = field(default_factory=lambda: defaultdict(KindCoverage))
+    unchecked_kinds: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def resource_id(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind', '?')}/{ns + '/' if ns else ''}{meta.get('name', '?')}"
+
+
+def load_skips(path: Path = SKIPS_FILE) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _cel():
+    try:
+        from infra.validate import cel
+    except ImportError:
+        return None
+    return cel
+
+
+def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: Path | None) -> Report:
+    """Core and CRD validation of parsed objects (no rendering, no checkov)."""
+    import kubernetes_validate
+
+    report = Report()
+    crds: dict[tuple[str, str], CrdVersion] = load_crds(crd_dir) if crd_dir and crd_dir.exists() else {}
+    cel = _cel()
+    version = k8s_version if k8s_version.count(".") == 2 else f"{k8s_version}.0"
+    t_core = t_crd = t_cel = 0.0
+    for obj in objs:
+        kind = f"{obj.get('apiVersion')}/{obj.get('kind')}"
+        rid = resource_id(obj)
+        cov = report.coverage[kind]
+        cov.objects += 1
+        crd = crds.get((obj.get("apiVersion", ""), obj.get("kind", "")))
+        if crd is not None:
+            cov.how = "CRD schema" + (" + CEL" if cel else "")
+            t0 = time.perf_counter()
+            for err in schema_errors(obj, crd):
+                report.findings.append(Finding("crd-schema", rid, err))
+            t1 = time.perf_counter()
+            if cel is not None:
+                cel_report = cel.validate(obj, crd.schema)
+                cov.cel_checked += cel_report.checked
+                cov.cel_skipped += cel_report.skipped
+                cov.cel_unsupported += len(cel_report.unsupported)
+                for f in cel_report.failures:
+                    report.findings.append(Finding("cel", rid, f"{f.path or '<root>'}: {f.message}"))
+            t_crd += t1 - t0
+            t_cel += time.perf_counter() - t1
+            continue
+        t0 = time.perf_counter()
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+            cov.how = f"kubernetes-validate {version} (strict)"
+        except kubernetes_validate.SchemaNotFoundError:
+            why = ("no CRD for it in " + str(crd_dir)) if crd_dir else "no CRD folder given (--crds)"
+            report.unchecked_kinds[kind] = why
+            cov.how = "NOT CHECKED: " + why
+            report.findings.append(Finding("unchecked", rid, f"{kind} has no schema: {why}"))
+        except kubernetes_validate.ValidationError as exc:
+            cov.how = f"kubernetes-validate {version} (strict)"
+            path = ".".join(str(p) for p in exc.path) or "<root>"
+            report.findings.append(Finding("core-schema", rid, f"{path}: {exc.message}"))
+        t_core += time.perf_counter() - t0
+    report.timings.update(core=t_core, crd_schema=t_crd, cel=t_cel)
+    return report
+
+
+def checkov_binary() -> str | None:
+    local = REPO / ".venv-checkov" / "bin" / "checkov"
+    if local.exists():
+        return str(local)
+    return shutil.which("checkov")
+
+
+def run_checkov(manifest_dir: Path, *, framework: str = "kubernetes") -> list[Finding]:
+    """Run checkov over a folder; every finding not listed (with a reason) in check-skips.yaml is reported."""
+    binary = checkov_binary()
+    if binary is None:
+        return [Finding("checkov", str(manifest_dir), "checkov is not installed (run `make deps`)")]
+    skips = load_skips().get("checkov", {}) or {}
+    cmd = [binary, "-d", str(manifest_dir), "--framework", framework, "-o", "json", "--quiet", "--compact",
+           "--skip-download", "--soft-fail"]
+    if skips:
+        cmd += ["--skip-check", ",".join(sorted(skips))]
+    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    text = proc.stdout.strip()
+    if not text:
+        return [Finding("checkov", str(manifest_dir), f"checkov produced no report: {proc.stderr.strip()[-500:]}")]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return [Finding("checkov", str(manifest_dir), f"unreadable checkov output: {text[:300]}")]
+    results = data if isinstance(data, list) else [data]
+    out = []
+    for block in results:
+        for failed in (block.get("results") or {}).get("failed_checks", []):
+            res = failed.get("resource", "?")
+            out.append(Finding("checkov", f"{Path(failed.get('file_path', '')).name} {res}",
+                               f"{failed['check_id']} {failed.get('check_name', '')}"))
+    return out
+
+
+def run_policy(objs: list[dict[str, Any]], preview: dict[str, Any] | None, *, allow_public_lb: bool) -> list[Finding]:
+    try:
+        from policy import rules
+    except ImportError:
+        return []
+    resources = []
+    if preview:
+        resources = [{"type": s["newState"]["type"], "urn": s["urn"], "inputs": s["newState"]["inputs"]}
+                     for s in preview.get("steps", [])]
+    return [Finding("policy", f.resource, f"{f.rule}: {f.message}")
+            for f in rules.evaluate(objs, resources, allow_public_lb=allow_public_lb)]
+
+
+def read_manifest_dir(path: Path) -> tuple[list[dict[str, Any]], list[Finding]]:
+    objs, bad = [], []
+    files = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
+    for f in files:
+        try:
+            docs = list(yaml.safe_load_all(f.read_text()))
+        except yaml.YAMLError as exc:
+            bad.append(Finding("yaml", f.name, f"not valid YAML: {exc}"))
+            continue
+        for doc in docs:
+            if isinstance(doc, dict) and doc.get("kind"):
+                objs.append(doc)
+            elif doc is not None:
+                bad.append(Finding("yaml", f.name, "a document without apiVersion/kind"))
+    return objs, bad
+
+
+def format_report(report: Report, *, title: str) -> str:
+    lines = [title, "", f"{'kind':<48} {'objects':>7}  validated by"]
+    for kind in sorted(report.coverage):
+        cov = report.coverage[kind]
+        cel = ""
+        if cov.cel_checked or cov.cel_skipped or cov.cel_unsupported:
+            cel = f"  [CEL rules: {cov.cel_checked} checked, {cov.cel_skipped} skipped (update-only), " \
+                  f"{cov.cel_unsupported} unsupported]"
+        lines.append(f"{kind:<48} {cov.objects:>7}  {cov.how}{cel}")
+    t = report.timings
+    if t:
+        lines.append("")
+        lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    lines.append("")
+    if report.findings:
+        lines.append(f"{len(report.findings)} finding(s):")
+        lines += [f"  {f}" for f in report.findings]
+    else:
+        lines.append("no findings")
+    return "\n".join(lines)
+
+
+def check_stack(stack: str, out: Path, crd_dir: Path | None, *, with_checkov: bool = True) -> Report:
+    from infra.render import render
+
+    result = render(stack, out)
+    objs = [obj for _, obj in result.manifests]
+    report = validate_objects(objs, k8s_version=result.cfg.cluster.version, crd_dir=crd_dir)
+    t0 = time.perf_counter()
+    report.findings += run_policy(objs, result.preview, allow_public_lb=result.cfg.allow_public_load_balancers)
+    report.timings["policy"] = time.perf_counter() - t0
+    if with_checkov and objs:
+        t0 = time.perf_counter()
+        report.findings += run_checkov(out / "manifests")
+        report.timings["checkov"] = time.perf_counter() - t0
+    return report
+
+
+def check_manifests(path: Path, crd_dir: Path | None, k8s_version: str, *, with_checkov: bool = True) -> Report:
+    objs, bad = read_manifest_dir(path)
+    report = validate_objects(objs, k8s_version=k8s_version, crd_dir=crd_dir)
+    report.findings = bad + report.findings
+    report.findings += run_policy(objs, None, allow_public_lb=False)
+    if with_checkov and objs:
+        report.findings += run_checkov(path)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from infra.config import DEFAULT_K8S, ConfigError
+
+    ap = argparse.ArgumentParser(prog="python -m infra check", description=__doc__.split("\n\n")[0])
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--stack", default=None, help="render this stack and check it (default: dev)")
+    src.add_argument("--manifests", type=Path, help="check a folder of YAML files without rendering")
+    ap.add_argument("--crds", type=Path, default=DEFAULT_CRDS if DEFAULT_CRDS.exists() else None,
+                    help=f"folder of upstream CRDs (default: {DEFAULT_CRDS})")
+    ap.add_argument("--out", type=Path, help="render output folder (default: build/<stack>)")
+    ap.add_argument("--k8s-version", default=DEFAULT_K8S, help="Kubernetes version for --manifests")
+    ap.add_argument("--no-checkov", action="store_true", help="skip checkov (it is reported as skipped)")
+    args = ap.parse_args(argv)
+    if args.crds is not None and not args.crds.is_dir():
+        print(f"error: --crds {args.crds}: not a folder", file=sys.stderr)
+        return 2
+    if args.manifests is not None:
+        if not args.manifests.is_dir():
+            print(f"error: --manifests {args.manifests}: not a folder", file=sys.stderr)
+            return 2
+        report = check_manifests(args.manifests, args.crds, args.k8s_version, with_checkov=not args.no_checkov)
+        title = f"check of {args.manifests}"
+    else:
+        stack = args.stack or "dev"
+        try:
+            report = check_stack(stack, args.out or REPO / "build" / stack, args.crds, with_checkov=not args.no_checkov)
+        except ConfigError as exc:
+            print("invalid stack configuration:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+            return 2
+        title = f"check of stack {stack}"
+    if args.no_checkov:
+        title += " (checkov skipped: --no-checkov)"
+    if args.crds is None:
+        title += " (no CRD folder: custom resources not checked)"
+    print(format_report(report, title=title))
+    return 0 if report.ok else 1

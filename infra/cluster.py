@@ -1,0 +1,224 @@
+"""The EKS cluster: ``pulumi_eks.Cluster`` wrapped so the rest of the code sees plain outputs.
+
+- authentication mode API with access entries (no aws-auth ConfigMap);
+- KMS envelope encryption of Secrets, with key rotation;
+- an OIDC provider, a private endpoint (public optional and CIDR-restricted), control-plane logs;
+- a small managed on-demand **system node group**, tainted ``CriticalAddonsOnly``, that runs
+  Karpenter and the other controllers (IMDSv2, encrypted gp3 root volume);
+- the EKS add-ons vpc-cni, kube-proxy, eks-pod-identity-agent (before the nodes), coredns and
+  aws-ebs-csi-driver (after them), all as ``aws.eks.Addon`` so each is visible and versioned;
+- one ``kubernetes.Provider`` and the ``cluster_ready`` list that Kubernetes add-ons depend on.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from infra.config import PlatformConfig
+from infra.versions import EKS_ADDONS
+
+SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+SYSTEM_LABEL = ("eks-ml-platform/node-role", "system")
+SYSTEM_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}
+ACCESS_POLICIES = {
+    "cluster-admin": "AmazonEKSClusterAdminPolicy",
+    "admin": "AmazonEKSAdminPolicy",
+    "edit": "AmazonEKSEditPolicy",
+    "view": "AmazonEKSViewPolicy",
+}
+# Addons that need running nodes to become healthy go after the system node group.
+ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
+    ]}, sort_keys=True)
+
+
+def pod_identity_trust() -> str:
+    return assume_role_policy("pods.eks.amazonaws.com")
+
+
+def system_node_settings(cfg: PlatformConfig) -> dict[str, Any]:
+    """Pure: the managed node group's spec (tested without Pulumi)."""
+    sn = cfg.cluster.system_nodes
+    return {
+        "capacity_type": "ON_DEMAND",
+        "instance_types": list(sn.instance_types),
+        "scaling_config": {"desired_size": sn.desired_size, "min_size": sn.min_size, "max_size": sn.max_size},
+        "taints": [dict(SYSTEM_TAINT)],
+        "labels": {SYSTEM_LABEL[0]: SYSTEM_LABEL[1]},
+        "update_config": {"max_unavailable": 1},
+    }
+
+
+def endpoint_from_kubeconfig(kubeconfig: Any) -> str:
+    doc = json.loads(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig
+    return doc["clusters"][0]["cluster"]["server"]
+
+
+@dataclass(frozen=True)
+class ClusterOutputs:
+    name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    node_role_name: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+
+
+class EksCluster(pulumi.ComponentResource):
+    """See the module docstring. ``outputs`` holds plain outputs; ``cluster_ready`` the gate."""
+
+    def __init__(self, name: str, cfg: PlatformConfig, *, vpc_id: pulumi.Input[str],
+                 private_subnet_ids: pulumi.Input[list[str]], public_subnet_ids: pulumi.Input[list[str]],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("eks-ml-platform:cluster:EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, protect=cfg.protect)
+        cluster_name = cfg.cluster_name
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
+
+        key = aws.kms.Key(
+            f"{name}-secrets-key", description=f"EKS secrets envelope encryption for {cluster_name}",
+            enable_key_rotation=True, deletion_window_in_days=30 if cfg.environment == "prod" else 7, opts=child,
+        )
+        aws.kms.Alias(f"{name}-secrets-key", name=f"alias/{cluster_name}-eks-secrets", target_key_id=key.key_id, opts=child)
+
+        ep = cfg.cluster.endpoint
+        self.eks = eks.Cluster(
+            f"{name}-eks",
+            name=cluster_name,
+            version=cfg.cluster.version,
+            vpc_id=vpc_id,
+            private_subnet_ids=private_subnet_ids,
+            public_subnet_ids=public_subnet_ids,
+            endpoint_private_access=ep.private_access,
+            endpoint_public_access=ep.public_access,
+            public_access_cidrs=list(ep.public_access_cidrs) if ep.public_access else None,
+            authentication_mode=eks.AuthenticationMode.API,
+            encryption_config_key_arn=key.arn,
+            create_oidc_provider=True,
+            enabled_cluster_log_types=list(cfg.cluster.logging),
+            skip_default_node_group=True,
+            node_associate_public_ip_address=False,
+            bootstrap_self_managed_addons=False,
+            use_default_vpc_cni=True,  # pulumi-eks does not manage the CNI; the vpc-cni Addon below does
+            coredns_addon_options={"enabled": False},
+            kube_proxy_addon_options={"enabled": False},
+            deletion_protection=cfg.deletion_protection,
+            tags={"Name": cluster_name},
+            opts=child,
+        )
+        kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+
+        # ---- access entries for the admins
+        for i, admin in enumerate(cfg.cluster.admins):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{i}", cluster_name=cluster_name, principal_arn=admin.principal_arn, type="STANDARD",
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.eks])),
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}", cluster_name=cluster_name, principal_arn=admin.principal_arn,
+                policy_arn=partition.apply(lambda p, pol=ACCESS_POLICIES[admin.policy]: f"arn:{p}:eks::aws:cluster-access-policy/{pol}"),
+                access_scope={"type": "cluster"},
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[entry])),
+            )
+
+        # ---- addons that nodes need to become Ready
+        pre_addons = [self._addon(name, n, cluster_name, child, [self.eks]) for n in ADDONS_BEFORE_NODES]
+
+        # ---- system node group
+        node_role = aws.iam.Role(
+            f"{name}-system-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            description=f"EKS system nodes of {cluster_name}", opts=child,
+        )
+        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
+                       "AmazonSSMManagedInstanceCore"):
+            aws.iam.RolePolicyAttachment(
+                f"{name}-system-node-{policy}", role=node_role.name,
+                policy_arn=partition.apply(lambda p, pol=policy: f"arn:{p}:iam::aws:policy/{pol}"), opts=child,
+            )
+        lt = aws.ec2.LaunchTemplate(
+            f"{name}-system-lt",
+            description=f"{cluster_name} system nodes: IMDSv2 only, encrypted gp3 root",
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1},
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "volume_size": cfg.cluster.system_nodes.disk_size_gib, "volume_type": "gp3", "encrypted": "true",
+                "delete_on_termination": "true"}}],
+            tag_specifications=[{"resource_type": "instance", "tags": {"Name": f"{cluster_name}-system"}},
+                                {"resource_type": "volume", "tags": {"Name": f"{cluster_name}-system"}}],
+            opts=child,
+        )
+        settings = system_node_settings(cfg)
+        self.system_node_group = aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=cluster_name,
+            node_group_name_prefix=f"{cluster_name}-system-",
+            node_role_arn=node_role.arn,
+            subnet_ids=private_subnet_ids,
+            ami_type="AL2023_x86_64_STANDARD",
+            launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
+            **settings,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                depends_on=[self.eks, *pre_addons], ignore_changes=["scalingConfig.desiredSize"])),
+        )
+        post_addons = [self._addon(name, n, cluster_name, child, [self.system_node_group]) for n in ADDONS_AFTER_NODES]
+
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=kubeconfig, enable_server_side_apply=True,
+            delete_unreachable=cfg.ephemeral, opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.cluster_ready: list[pulumi.Resource] = [self.eks, self.system_node_group, *pre_addons, *post_addons]
+        self.outputs = ClusterOutputs(
+            name=self.eks.kubeconfig_json.apply(lambda _: cluster_name),  # resolves once the cluster exists
+            endpoint=self.eks.kubeconfig_json.apply(endpoint_from_kubeconfig),
+            oidc_provider_arn=self.eks.oidc_provider_arn,
+            oidc_issuer=self.eks.oidc_issuer,
+            node_role_arn=node_role.arn,
+            node_role_name=node_role.name,
+            cluster_security_group_id=self.eks.cluster_security_group_id,
+            node_security_group_id=self.eks.node_security_group_id,
+            kubeconfig=kubeconfig,
+        )
+        self.register_outputs({
+            "name": self.outputs.name, "endpoint": self.outputs.endpoint, "oidc_provider_arn": self.outputs.oidc_provider_arn,
+            "oidc_issuer": self.outputs.oidc_issuer, "node_role_arn": node_role.arn,
+            "cluster_security_group_id": self.outputs.cluster_security_group_id, "kubeconfig": kubeconfig,
+        })
+
+    def _addon(self, name: str, addon: str, cluster_name: str, child: pulumi.ResourceOptions,
+               depends_on: list[pulumi.Resource]) -> aws.eks.Addon:
+        extra: dict[str, Any] = {}
+        if addon == "coredns":
+            # CoreDNS is a critical controller: let it onto the tainted system nodes.
+            extra["configuration_values"] = json.dumps({"tolerations": [SYSTEM_TOLERATION], "replicaCount": 2}, sort_keys=True)
+        if addon == "aws-ebs-csi-driver":
+            extra["configuration_values"] = json.dumps({"controller": {"tolerations": [SYSTEM_TOLERATION]}}, sort_keys=True)
+            extra["pod_identity_associations"] = [{"role_arn": self._ebs_csi_role(name, child).arn,
+                                                   "service_account": "ebs-csi-controller-sa"}]
+        return aws.eks.Addon(
+            f"{name}-addon-{addon}", cluster_name=cluster_name, addon_name=addon, addon_version=EKS_ADDONS.get(addon),
+            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE",
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)), **extra,
+        )
+
+    def _ebs_csi_role(self, name: str, child: pulumi.ResourceOptions) -> aws.iam.Role:
+        role = aws.iam.Role(f"{name}-ebs-csi-role", assume_role_policy=pod_identity_trust(),
+                            description="EBS CSI controller (EKS Pod Identity)", opts=child)
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi-policy", role=role.name,
+            policy_arn=partition.apply(lambda p: f"arn:{p}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"), opts=child,
+        )
+        return role

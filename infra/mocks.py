@@ -1,0 +1,213 @@
+"""Mocks for the offline preview and the tests (one module, shared by both).
+
+``PlatformMocks`` returns realistic outputs for the resources and invokes the program uses:
+ids in AWS's formats, ARNs with a fixed account, the camelCase outputs of the multi-language
+``eks:index:Cluster`` component, and an EKS kubeconfig. Every value is derived from the
+resource's type and name, so two renders are byte-identical.
+
+``RecordingMonitor`` is the engine's view of the program: it records every RegisterResource
+request (parent, dependencies, provider, protect, inputs with secrets still marked), which
+``infra.render`` turns into a ``pulumi preview --json`` shaped document.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockMonitor
+
+ACCOUNT = "123456789012"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a8"
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET_TEXT = "[secret]"
+
+
+def _h(*parts: str, n: int = 17) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:n]
+
+
+# AWS id prefixes by type token
+_ID_PREFIX = {
+    "aws:ec2/vpc:Vpc": "vpc-", "aws:ec2/subnet:Subnet": "subnet-", "aws:ec2/internetGateway:InternetGateway": "igw-",
+    "aws:ec2/eip:Eip": "eipalloc-", "aws:ec2/natGateway:NatGateway": "nat-", "aws:ec2/routeTable:RouteTable": "rtb-",
+    "aws:ec2/launchTemplate:LaunchTemplate": "lt-", "aws:ec2/securityGroup:SecurityGroup": "sg-",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc-",
+}
+
+
+@dataclass
+class PlatformMocks(pulumi.runtime.Mocks):
+    region: str = "us-west-2"
+    cluster_name: str = "ml-dev"
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        if typ == "eks:index:Cluster":
+            return f"{name}-id", self._eks_cluster(inputs)
+        if not args.custom:
+            return "", {}
+        rid = _ID_PREFIX[typ] + _h(typ, name) if typ in _ID_PREFIX else f"{name}-{_h(typ, name, n=8)}"
+        state = dict(inputs)
+        module = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else ""
+        if typ.startswith("aws:"):
+            if inputs.get("name"):
+                res_name = inputs["name"]
+            elif inputs.get("namePrefix"):
+                res_name = inputs["namePrefix"] + _h(typ, name, n=8)
+            else:  # Pulumi auto-naming: the logical name plus a random suffix
+                res_name = f"{name}-{_h(typ, name, n=7)}"
+            state.setdefault("name", res_name)
+            state.setdefault("arn", self._arn(typ, module, res_name, rid))
+            state.setdefault("tagsAll", inputs.get("tags", {}))
+        if typ == "aws:kms/key:Key":
+            key_id = f"{_h(typ, name, n=8)}-{_h(name, n=4)}-{_h(name, 'a', n=4)}-{_h(name, 'b', n=4)}-{_h(name, 'c', n=12)}"
+            rid = key_id
+            state.update(keyId=key_id, arn=f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{key_id}")
+        elif typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{state['name']}"
+            state["uniqueId"] = "AROA" + _h(typ, name, n=17).upper()
+            rid = state["name"]
+        elif typ == "aws:iam/policy:Policy":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT}:policy/{state['name']}"
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state.update(latestVersion=1, defaultVersion=1)
+        elif typ == "aws:sqs/queue:Queue":
+            state["url"] = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{state['name']}"
+            state["arn"] = f"arn:aws:sqs:{self.region}:{ACCOUNT}:{state['name']}"
+            rid = state["url"]
+        elif typ == "aws:eks/addon:Addon":
+            state.setdefault("addonVersion", "v0.0.0-eksbuild.1")
+        elif typ == "aws:eks/nodeGroup:NodeGroup":
+            state["status"] = "ACTIVE"
+        elif typ == "aws:ec2/subnet:Subnet":
+            state.setdefault("availabilityZone", f"{self.region}a")
+        elif typ.startswith("random:"):
+            state["result"] = "mock-" + _h(typ, name, n=24)
+        elif typ == "kubernetes:helm.sh/v3:Release":
+            state["status"] = {"name": inputs.get("name", name), "namespace": inputs.get("namespace", "default"),
+                               "chart": inputs.get("chart"), "version": inputs.get("version"), "status": "deployed"}
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list] | dict:
+        tok = args.token
+        if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{s}" for s in "abc"]
+            return {"names": names, "zoneIds": [f"usw2-az{i + 1}" for i in range(3)], "id": self.region}
+        if tok == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/preview", "userId": "AIDAPREVIEW", "id": ACCOUNT}
+        if tok == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
+        if tok in ("aws:index/getRegion:getRegion", "aws:index/region:getRegion"):
+            return {"name": self.region, "region": self.region, "id": self.region, "endpoint": f"ec2.{self.region}.amazonaws.com"}
+        return {}
+
+    # ------------------------------------------------------------------ helpers
+    def _arn(self, typ: str, module: str, res_name: str, rid: str) -> str:
+        if module == "iam":
+            return f"arn:aws:iam::{ACCOUNT}:{typ.split(':')[-1].lower()}/{res_name}"
+        return f"arn:aws:{module}:{self.region}:{ACCOUNT}:{typ.split(':')[-1].lower()}/{rid}"
+
+    def _eks_cluster(self, inputs: dict) -> dict:
+        name = inputs.get("name") or self.cluster_name
+        oidc_id = _h("oidc", name, n=32).upper()
+        issuer = f"https://oidc.eks.{self.region}.amazonaws.com/id/{oidc_id}"
+        endpoint = f"https://{_h('endpoint', name, n=32).upper()}.gr7.{self.region}.eks.amazonaws.com"
+        kubeconfig = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "aws",
+            "clusters": [{"name": "kubernetes", "cluster": {"server": endpoint, "certificate-authority-data": "TU9DSy1DQQ=="}}],
+            "contexts": [{"name": "aws", "context": {"cluster": "kubernetes", "user": "aws"}}],
+            "users": [{"name": "aws", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                       "command": "aws", "args": ["eks", "get-token", "--cluster-name", name, "--output", "json"]}}}],
+        }
+        # Multi-language components answer in camelCase; the SDK maps them to snake_case attributes.
+        return {
+            "kubeconfig": kubeconfig,
+            "kubeconfigJson": json.dumps(kubeconfig, sort_keys=True),
+            "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.removeprefix('https://')}",
+            "oidcProviderUrl": issuer,
+            "oidcIssuer": issuer.removeprefix("https://"),
+            "clusterSecurityGroupId": "sg-" + _h("cluster-sg", name),
+            "nodeSecurityGroupId": "sg-" + _h("node-sg", name),
+            "clusterIngressRuleId": "sgrule-" + _h("ingress", name, n=10),
+        }
+
+
+# ---------------------------------------------------------------------- recording
+def plain(value: Any) -> Any:
+    """A Struct-decoded value as JSON: secrets as "[secret]", resource refs as their URN, unknowns marked."""
+    if isinstance(value, dict):
+        sig = value.get(SIG_KEY)
+        if sig == SECRET_SIG:
+            return SECRET_TEXT
+        if sig == RESOURCE_SIG:
+            return value.get("urn")
+        if sig == OUTPUT_SIG:
+            return SECRET_TEXT if value.get("secret") else plain(value.get("value"))
+        if sig in (ASSET_SIG, ARCHIVE_SIG):
+            return {k: v for k, v in value.items() if k != SIG_KEY}
+        return {k: plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    provider: str
+    protect: bool
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that keeps every registration request, as the engine would see it."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self._lock = threading.Lock()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """As the engine does: the full parent type chain, with the root Stack left out."""
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != "pulumi:pulumi:Stack":
+                type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        urn = response.urn
+        raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+        prop_deps = {k: sorted(v.urns) for k, v in request.propertyDependencies.items()}
+        deps = set(request.dependencies)
+        for urns in prop_deps.values():
+            deps.update(urns)
+        reg = Registration(
+            urn=urn, type=request.type, name=request.name, custom=bool(request.custom), parent=request.parent,
+            provider=request.provider, protect=bool(request.protect), dependencies=sorted(deps),
+            property_dependencies=prop_deps, inputs=plain(raw),
+        )
+        with self._lock:
+            self.registrations.append(reg)
+        return response

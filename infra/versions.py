@@ -1,0 +1,78 @@
+"""Every Helm chart, image and AMI version the platform installs, pinned in one place.
+
+Bump a version here and nowhere else; `make preview` shows the change as a chart
+version bump in the PR comment. Config may override a chart version per stack
+(`addons.<name>.version`), which the preview prints beside the pinned default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chart:
+    chart: str
+    version: str
+    repo: str  # https Helm repo, or "" for OCI charts whose `chart` is the oci:// reference
+    namespace: str
+
+
+CHARTS: dict[str, Chart] = {
+    "karpenter": Chart("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", "", "kube-system"),
+    "nvidia_device_plugin": Chart("nvidia-device-plugin", "0.18.0", "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin"),
+    "dcgm_exporter": Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts", "nvidia-device-plugin"),
+    "neuron": Chart("oci://public.ecr.aws/neuron/neuron-helm-chart", "1.3.0", "", "kube-system"),
+    "rook_ceph": Chart("rook-ceph", "v1.20.6", "https://charts.rook.io/release", "rook-ceph"),
+    "rook_ceph_cluster": Chart("rook-ceph-cluster", "v1.20.6", "https://charts.rook.io/release", "rook-ceph"),
+    "monitoring": Chart("kube-prometheus-stack", "82.18.0", "https://prometheus-community.github.io/helm-charts", "monitoring"),
+}
+
+
+@dataclass(frozen=True)
+class VendoredManifests:
+    """Upstream release manifests kept in the repo as data (for projects that ship no Helm chart)."""
+
+    repo: str       # GitHub owner/name
+    tag: str        # the release tag (never a branch)
+    commit: str     # the tag's commit
+    path: str       # folder under the repository root that holds the files and their SOURCES.md
+    namespace: str
+
+
+# The Kubeflow training operator v1 (PyTorchJob, TFJob) ships kustomize manifests, not a chart:
+# components/manifests/training-operator/<tag>/ holds them; its image is IMAGES["training_operator"].
+MANIFESTS: dict[str, VendoredManifests] = {
+    "training_operator": VendoredManifests(
+        "kubeflow/trainer", "v1.9.4", "4445c12aa62e4345b0c2c6ac9b215a70eca46ed7",
+        "components/manifests/training-operator/v1.9.4", "kubeflow",
+    ),
+}
+
+# Amazon EKS add-ons: None lets EKS pick the default version for the cluster's Kubernetes version
+# at create time and keeps it (resolve_conflicts_on_update=PRESERVE); pin here to upgrade on purpose.
+EKS_ADDONS: dict[str, str | None] = {
+    "vpc-cni": None,
+    "coredns": None,
+    "kube-proxy": None,
+    "eks-pod-identity-agent": None,
+    "aws-ebs-csi-driver": None,
+}
+
+# Karpenter EC2NodeClass AMI aliases: pinned, never @latest (latest has shipped regressed AMIs).
+# al2023 resolves to the NVIDIA or Neuron variant by instance type on its own.
+AMI_ALIAS = "al2023@v20251108"
+
+IMAGES: dict[str, str] = {
+    "trainer": "ghcr.io/eks-ml-platform/trainer:0.1.0",
+    "trainer_gpu": "ghcr.io/eks-ml-platform/trainer-gpu:0.1.0",
+    "sentiment": "ghcr.io/eks-ml-platform/sentiment:0.1.0",
+    "sentiment_neuron": "ghcr.io/eks-ml-platform/sentiment-neuron:0.1.0",
+    "busybox": "public.ecr.aws/docker/library/busybox:1.37.0",
+    # the tag kubeflow/trainer v1.9.4 pins in manifests/overlays/standalone (built from commit 93c54893e)
+    "training_operator": "ghcr.io/kubeflow/training-v1/training-operator:v1-93c5489",
+}
+
+
+def chart_version(name: str, override: str | None = None) -> str:
+    """The pinned version of a chart, or the stack's explicit override."""
+    return override or CHARTS[name].version

@@ -1,0 +1,100 @@
+"""`python -m infra check`: it must catch what an API server (or checkov) would reject, and say what it skipped."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.check import load_skips, read_manifest_dir, run_checkov, validate_objects
+from tests.conftest import CRDS, REPO
+
+NODEPOOL = {
+    "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"},
+    "spec": {
+        "template": {"spec": {
+            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+            "requirements": [{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["g5"]}],
+        }},
+        "limits": {"cpu": "64", "nvidia.com/gpu": "4"},
+    },
+}
+DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+             "template": {"metadata": {"labels": {"app": "web"}},
+                          "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}},
+}
+
+
+def findings(objs):
+    return [str(f) for f in validate_objects(objs, k8s_version="1.34", crd_dir=CRDS).findings]
+
+
+def test_valid_objects_pass():
+    assert [f for f in findings([NODEPOOL, DEPLOYMENT]) if "[cel]" not in f] == []
+
+
+def test_crd_schema_catches_unknown_fields_and_bad_enums():
+    bad = yaml.safe_load(yaml.safe_dump(NODEPOOL))
+    bad["spec"]["limitz"] = {}
+    bad["spec"]["template"]["spec"]["requirements"][0]["operator"] = "Within"
+    found = findings([bad])
+    assert any("[crd-schema] NodePool/gpu: spec: unknown field(s): 'limitz'" in f for f in found), found
+    assert any("spec.template.spec.requirements[0].operator" in f and "Within" in f for f in found), found
+
+
+def test_core_schema_is_strict():
+    bad = yaml.safe_load(yaml.safe_dump(DEPLOYMENT))
+    bad["spec"]["replicas"] = "two"
+    bad["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    found = findings([bad])
+    assert any(f.startswith("[core-schema] Deployment/default/web:") for f in found), found
+
+
+def test_unknown_kinds_are_reported_not_passed():
+    odd = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
+    report = validate_objects([odd], k8s_version="1.34", crd_dir=CRDS)
+    assert "example.com/v1/Widget" in report.unchecked_kinds
+    assert not report.ok
+
+
+def test_checkov_finds_an_insecure_pod(tmp_path):
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "nginx", "securityContext": {"privileged": True}}]}}))
+    ids = {f.message.split()[0] for f in run_checkov(tmp_path)}
+    assert "CKV_K8S_16" in ids  # privileged container
+
+
+def test_every_skip_has_a_reason():
+    skips = load_skips()
+    assert set(skips) <= {"checkov"}
+    for check_id, reason in (skips.get("checkov") or {}).items():
+        assert check_id.startswith("CKV"), check_id
+        assert isinstance(reason, str) and len(reason.split()) >= 4, f"{check_id}: give a real reason"
+
+
+def test_manifests_mode_reads_a_folder(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump_all([NODEPOOL, DEPLOYMENT]))
+    (tmp_path / "b.yaml").write_text("kind: [unclosed\n")
+    objs, bad = read_manifest_dir(tmp_path)
+    assert [o["kind"] for o in objs] == ["NodePool", "Deployment"]
+    assert bad and bad[0].check == "yaml"
+    proc = subprocess.run([sys.executable, "-m", "infra", "check", "--manifests", str(tmp_path), "--crds", str(CRDS),
+                           "--no-checkov"], cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 1
+    assert "karpenter.sh/v1/NodePool" in proc.stdout and "not valid YAML" in proc.stdout
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_rendered_stacks_pass_check(stack, tmp_path):
+    """The whole gate, as CI and users run it: schemas, CRDs, CEL, policy and checkov."""
+    proc = subprocess.run([sys.executable, "-m", "infra", "check", "--stack", stack, "--out", str(tmp_path / stack),
+                           "--crds", str(CRDS)], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "no findings" in proc.stdout

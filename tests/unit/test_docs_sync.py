@@ -1,0 +1,39 @@
+"""Generated docs never drift: Pulumi.yaml's config block and the README table come from PlatformConfig."""
+from __future__ import annotations
+
+import yaml
+
+from infra.config import PlatformConfig, parse_config
+from infra.config_docs import pulumi_yaml_config, rows
+from infra.readme_sync import README, render_readme
+from tests.conftest import REPO
+
+
+def test_pulumi_yaml_config_block_is_generated():
+    text = (REPO / "Pulumi.yaml").read_text()
+    assert text.endswith(pulumi_yaml_config()), "run: python -m infra config-docs --pulumi-yaml (and paste into Pulumi.yaml)"
+    doc = yaml.safe_load(text)
+    assert doc["name"] == "eks-ml-platform" and doc["runtime"]["name"] == "python"
+    for key, decl in doc["config"].items():
+        assert decl["type"] in {"string", "boolean", "integer", "array"} and decl["description"], key
+        assert "default" in decl or decl.get("secret"), key
+
+
+def test_pulumi_yaml_defaults_match_the_model():
+    doc = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    defaults = {k: v["default"] for k, v in doc["config"].items() if "default" in v}
+    cfg = parse_config(defaults, stack="dev")
+    assert cfg == parse_config({}, stack="dev")
+
+
+def test_readme_config_table_is_current():
+    text = README.read_text()
+    assert render_readme(text) == text, "run: python -m infra.readme_sync"
+
+
+def test_every_top_level_key_is_documented():
+    from infra.config_docs import DESCRIPTIONS
+
+    keys = [f.alias or n for n, f in PlatformConfig.model_fields.items() if n != "stack"]
+    assert [k for k in keys if k not in DESCRIPTIONS] == []
+    assert len(list(rows())) > len(keys)
