@@ -204,7 +204,9 @@ class EksCluster(pulumi.ComponentResource):
             # CoreDNS is a critical controller: let it onto the tainted system nodes.
             extra["configuration_values"] = json.dumps({"tolerations": [SYSTEM_TOLERATION], "replicaCount": 2}, sort_keys=True)
         if addon == "aws-ebs-csi-driver":
-            extra["configuration_values"] = json.dumps({"controller": {"tolerations": [SYSTEM_TOLERATION]}}, sort_keys=True)
+            # k8sTagClusterId tags every PVC volume with the cluster, so teardown's sweep can find orphans.
+            extra["configuration_values"] = json.dumps(
+                {"controller": {"tolerations": [SYSTEM_TOLERATION], "k8sTagClusterId": cluster_name}}, sort_keys=True)
             extra["pod_identity_associations"] = [{"role_arn": self._ebs_csi_role(name, child).arn,
                                                    "service_account": "ebs-csi-controller-sa"}]
         return aws.eks.Addon(

@@ -95,7 +95,9 @@ def test_addon_order(dev):
         assert ng["urn"] in addon["dependencies"], name
     ebs = by_name(dev, ADDON, "ml-cluster-addon-aws-ebs-csi-driver")["inputs"]
     assert ebs["podIdentityAssociations"][0]["serviceAccount"] == "ebs-csi-controller-sa"
-    assert json.loads(ebs["configurationValues"])["controller"]["tolerations"][0]["key"] == "CriticalAddonsOnly"
+    values = json.loads(ebs["configurationValues"])
+    assert values["controller"]["tolerations"][0]["key"] == "CriticalAddonsOnly"
+    assert values["controller"]["k8sTagClusterId"] == "ml-dev"  # PVC volumes carry the cluster tag for teardown
 
 
 def test_providers_and_tags(dev):

@@ -1,0 +1,606 @@
+"""The safe teardown: sweep by tags (moto), guards, and the order of the orchestration."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
+
+from infra import teardown
+from infra.teardown import interruption_queue_name
+
+REGION = "us-west-2"
+CLUSTER = "dev-ml"
+OTHER = "other-ml"
+
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def _fake_aws(mp: pytest.MonkeyPatch) -> None:
+    for key, value in AWS_ENV.items():
+        mp.setenv(key, value)
+    mp.delenv("AWS_PROFILE", raising=False)
+    mp.setattr(teardown, "_sleep", lambda s: None)
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    _fake_aws(monkeypatch)
+
+
+def _tags(d: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in d.items()]
+
+
+def _spec(kind: str, d: dict[str, str]) -> list[dict]:
+    return [{"ResourceType": kind, "Tags": _tags(d)}]
+
+
+def karpenter_tags(cluster: str, pool: str = "cpu") -> dict[str, str]:
+    """What Karpenter v1 itself puts on the instances it launches."""
+    return {
+        "karpenter.sh/nodepool": pool,
+        "karpenter.k8s.aws/ec2nodeclass": "default",
+        "eks:eks-cluster-name": cluster,
+        f"kubernetes.io/cluster/{cluster}": "owned",
+    }
+
+
+def pv_volume_tags(cluster: str, pvc: str) -> dict[str, str]:
+    """What the EBS CSI driver sets with k8sTagClusterId and --extra-create-metadata."""
+    return {
+        "CSIVolumeName": f"pvc-{pvc}",
+        "ebs.csi.aws.com/cluster": "true",
+        f"kubernetes.io/cluster/{cluster}": "owned",
+        "KubernetesCluster": cluster,
+        "kubernetes.io/created-for/pvc/name": pvc,
+        "kubernetes.io/created-for/pvc/namespace": "default",
+    }
+
+
+@dataclass
+class World:
+    session: object
+    expected: set[str] = field(default_factory=set)  # what the sweep of CLUSTER must delete
+    kept: set[str] = field(default_factory=set)  # notable things it must not touch
+
+
+def build_world():
+    """Two clusters' worth of leftovers plus untagged look-alikes in one moto account."""
+    import boto3
+
+    s = boto3.Session(region_name=REGION)
+    w = World(session=s)
+    ec2, elb, iam = s.client("ec2"), s.client("elbv2"), s.client("iam")
+    sqs, events = s.client("sqs"), s.client("events")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    subnet = subnets[0]["SubnetId"]
+    az = subnets[0]["AvailabilityZone"]
+    ami = "ami-12c6146b"
+
+    def instance(tags: dict[str, str]) -> str:
+        kw = {"TagSpecifications": _spec("instance", tags)} if tags else {}
+        return ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=subnet,
+                                 **kw)["Instances"][0]["InstanceId"]
+
+    # --- instances
+    i1 = instance(karpenter_tags(CLUSTER, "cpu"))
+    i2 = instance({"karpenter.sh/nodepool": "gpu", f"kubernetes.io/cluster/{CLUSTER}": "owned"})
+    i3 = instance({"karpenter.sh/nodepool": "inf1", "eks:eks-cluster-name": CLUSTER})
+    w.expected |= {i1, i2, i3}
+    w.kept |= {
+        instance(karpenter_tags(OTHER)),
+        # our name, but another cluster claims it too: never touched
+        instance({**karpenter_tags(CLUSTER), f"kubernetes.io/cluster/{OTHER}": "owned"}),
+        # discovery is a selector, not a proof of ownership
+        instance({"karpenter.sh/nodepool": "cpu", "karpenter.sh/discovery": CLUSTER}),
+        # shared is not owned
+        instance({"karpenter.sh/nodepool": "cpu", f"kubernetes.io/cluster/{CLUSTER}": "shared"}),
+        # a node of this cluster that Karpenter did not launch (e.g. managed node group)
+        instance({"eks:eks-cluster-name": CLUSTER, f"kubernetes.io/cluster/{CLUSTER}": "owned"}),
+        instance({}),
+    }
+
+    # --- launch templates
+    def lt(name: str, tags: dict[str, str]) -> str:
+        kw = {"TagSpecifications": _spec("launch-template", tags)} if tags else {}
+        return ec2.create_launch_template(LaunchTemplateName=name,
+                                          LaunchTemplateData={"ImageId": ami}, **kw)[
+            "LaunchTemplate"]["LaunchTemplateId"]
+
+    w.expected.add(lt("karpenter.k8s.aws/1", {"karpenter.k8s.aws/cluster": CLUSTER,
+                                              "karpenter.k8s.aws/ec2nodeclass": "default"}))
+    w.kept |= {lt("karpenter.k8s.aws/2", {"karpenter.k8s.aws/cluster": OTHER}), lt("plain", {})}
+
+    # --- instance profiles (IAM is global: the region tag matters)
+    iam.create_role(RoleName="node-role", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": []}))
+
+    def profile(name: str, tags: dict[str, str]) -> str:
+        arn = iam.create_instance_profile(InstanceProfileName=name, Tags=_tags(tags))[
+            "InstanceProfile"]["Arn"]
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName="node-role")
+        return arn
+
+    prof_tags = {"karpenter.k8s.aws/ec2nodeclass": "default", "eks:eks-cluster-name": CLUSTER,
+                 f"kubernetes.io/cluster/{CLUSTER}": "owned",
+                 "topology.kubernetes.io/region": REGION}
+    w.expected.add(profile(f"{CLUSTER}_123", prof_tags))
+    w.kept |= {
+        profile(f"{CLUSTER}_456", {**prof_tags, "topology.kubernetes.io/region": "eu-west-1"}),
+        profile(f"{OTHER}_123", {**prof_tags, "eks:eks-cluster-name": OTHER,
+                                 f"kubernetes.io/cluster/{CLUSTER}": "x"}),
+        profile("pulumi-node-profile", {"eks:eks-cluster-name": CLUSTER}),
+        profile("not-karpenters-name", prof_tags),  # right tags, not a Karpenter profile name
+    }
+
+    # --- network interfaces
+    def eni(tags: dict[str, str]) -> str:
+        kw = {"TagSpecifications": _spec("network-interface", tags)} if tags else {}
+        return ec2.create_network_interface(SubnetId=subnet, **kw)["NetworkInterface"][
+            "NetworkInterfaceId"]
+
+    cni = {"cluster.k8s.amazonaws.com/name": CLUSTER, "node.k8s.amazonaws.com/instance_id": i1}
+    e_free = eni(cni)
+    e_attached = eni(cni)  # attached to a swept instance, no delete-on-termination
+    ec2.attach_network_interface(NetworkInterfaceId=e_attached, InstanceId=i1, DeviceIndex=1)
+    w.expected |= {e_free, e_attached}
+    w.kept |= {eni({"cluster.k8s.amazonaws.com/name": OTHER}), eni({})}
+
+    # --- EBS volumes from PVCs
+    def vol(tags: dict[str, str]) -> str:
+        kw = {"TagSpecifications": _spec("volume", tags)} if tags else {}
+        return ec2.create_volume(AvailabilityZone=az, Size=10, VolumeType="gp3", **kw)["VolumeId"]
+
+    v1 = vol(pv_volume_tags(CLUSTER, "data-prometheus-0"))
+    v2 = vol({"ebs.csi.aws.com/cluster": "true", "KubernetesCluster": CLUSTER})
+    v3 = vol(pv_volume_tags(CLUSTER, "ceph-osd-0"))
+    ec2.attach_volume(VolumeId=v3, InstanceId=i2, Device="/dev/sdf")
+    w.expected |= {v1, v2, v3}
+    w.kept |= {
+        vol(pv_volume_tags(OTHER, "data-prometheus-0")),
+        vol({"kubernetes.io/created-for/pvc/name": "x"}),  # a PV volume of no known cluster
+        vol({f"kubernetes.io/cluster/{CLUSTER}": "owned"}),  # cluster-owned but not a PV
+        vol({}),
+    }
+
+    # --- security groups of the AWS Load Balancer Controller
+    def sg(name: str, tags: dict[str, str]) -> str:
+        kw = {"TagSpecifications": _spec("security-group", tags)} if tags else {}
+        return ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc, **kw)[
+            "GroupId"]
+
+    lbc = {"elbv2.k8s.aws/cluster": CLUSTER, "elbv2.k8s.aws/resource": "ManagedLBSecurityGroup"}
+    sg_ours = sg("k8s-default-sentiment", lbc)
+    sg_other = sg("k8s-default-other", {"elbv2.k8s.aws/cluster": OTHER})
+    sg_nodes = sg("nodes", {})  # Pulumi's node group: untagged by the LBC
+    sg_plain = sg("plain", {})
+
+    def allow_from(group: str, source: str) -> str:
+        out = ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
+            "UserIdGroupPairs": [{"GroupId": source}]}])
+        return out["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+
+    rule_ours = allow_from(sg_nodes, sg_ours)
+    w.expected |= {sg_ours, rule_ours}
+    w.kept |= {sg_other, sg_nodes, sg_plain, allow_from(sg_plain, sg_other)}
+
+    # --- load balancers and target groups
+    def lb_and_tg(name: str, tags: dict[str, str], group: str) -> tuple[str, str]:
+        lb_arn = elb.create_load_balancer(Name=name, Subnets=[s["SubnetId"] for s in subnets[:2]],
+                                          SecurityGroups=[group], Scheme="internal",
+                                          Tags=_tags(tags))["LoadBalancers"][0]["LoadBalancerArn"]
+        tg_arn = elb.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                         TargetType="ip", Tags=_tags(tags))["TargetGroups"][0][
+            "TargetGroupArn"]
+        elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+        return lb_arn, tg_arn
+
+    w.expected |= set(lb_and_tg("k8s-ours", {"elbv2.k8s.aws/cluster": CLUSTER,
+                                             "service.k8s.aws/stack": "default/sentiment"}, sg_ours))
+    w.kept |= set(lb_and_tg("k8s-other", {"elbv2.k8s.aws/cluster": OTHER}, sg_other))
+    w.kept.add(elb.create_target_group(Name="plain-tg", Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"][0]["TargetGroupArn"])
+
+    # --- interruption queues and their EventBridge rules
+    def queue(name: str, tags: dict[str, str]) -> tuple[str, str]:
+        url = sqs.create_queue(QueueName=name, tags=tags)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        rule = events.put_rule(Name=f"{name}-spot",
+                               EventPattern=json.dumps({"source": ["aws.ec2"]}))["RuleArn"]
+        events.put_targets(Rule=f"{name}-spot", Targets=[{"Id": "q", "Arn": arn}])
+        return arn, rule
+
+    w.expected |= set(queue(interruption_queue_name(CLUSTER), {}))
+    w.expected |= set(queue("renamed-by-hand", {f"kubernetes.io/cluster/{CLUSTER}": "owned"}))
+    w.expected |= set(queue("project-tagged", {"eks-ml-platform/cluster": CLUSTER}))
+    w.kept |= set(queue(interruption_queue_name(OTHER), {}))
+    w.kept |= set(queue("unrelated", {}))
+    return w
+
+
+def inventory(s) -> set[str]:
+    """Every id/ARN of the kinds the sweep handles that exists (live) in the account."""
+    ec2, elb, iam = s.client("ec2"), s.client("elbv2"), s.client("iam")
+    sqs, events = s.client("sqs"), s.client("events")
+    ids: set[str] = set()
+    for r in ec2.describe_instances(Filters=[{"Name": "instance-state-name",
+                                              "Values": ["pending", "running"]}])["Reservations"]:
+        ids |= {i["InstanceId"] for i in r["Instances"]}
+    ids |= {t["LaunchTemplateId"] for t in ec2.describe_launch_templates()["LaunchTemplates"]}
+    ids |= {p["Arn"] for p in iam.list_instance_profiles()["InstanceProfiles"]}
+    ids |= {e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]}
+    ids |= {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    ids |= {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    ids |= {r["SecurityGroupRuleId"] for r in ec2.describe_security_group_rules()[
+        "SecurityGroupRules"]}
+    ids |= {lb["LoadBalancerArn"] for lb in elb.describe_load_balancers()["LoadBalancers"]}
+    ids |= {tg["TargetGroupArn"] for tg in elb.describe_target_groups()["TargetGroups"]}
+    for url in sqs.list_queues().get("QueueUrls", []):
+        ids.add(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"])
+    ids |= {r["Arn"] for r in events.list_rules()["Rules"]}
+    return ids
+
+
+@pytest.fixture
+def world(aws_env):
+    """A fresh account for the test that deletes."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield build_world()
+
+
+@pytest.fixture(scope="module")
+def readonly_world():
+    """One shared account for the tests that only read (moto set-up is the slow part)."""
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as mp:
+        _fake_aws(mp)
+        with mock_aws():
+            yield build_world()
+
+
+def test_sweep_dry_run_then_real_run(world):
+    s = world.session
+    before = inventory(s)
+    assert world.expected <= before and world.kept <= before
+
+    ec2 = s.client("ec2")
+    our_groups = [g for g in world.expected if g.startswith("sg-")]
+    own_rules = {r["SecurityGroupRuleId"] for r in ec2.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": our_groups}])["SecurityGroupRules"]}
+    root_volumes = {b["Ebs"]["VolumeId"] for r in ec2.describe_instances(
+        InstanceIds=[i for i in world.expected if i.startswith("i-")])["Reservations"]
+        for i in r["Instances"] for b in i["BlockDeviceMappings"] if b["Ebs"]["DeleteOnTermination"]}
+
+    planned = teardown.sweep(s, CLUSTER, dry_run=True)
+    assert inventory(s) == before, "a dry run must not change anything"
+    assert len(planned) == len(set(planned))
+    assert set(planned) == world.expected
+
+    deleted = teardown.sweep(s, CLUSTER, dry_run=False)
+    assert deleted == planned, "the real run deletes exactly what the dry run listed"
+    after = inventory(s)
+    assert not (after & world.expected), f"left behind: {sorted(after & world.expected)}"
+    # Nothing else changed: the other cluster, untagged look-alikes and moto's defaults stay.
+    # Only incidental things went: the root volumes of the terminated instances (EC2 deletes
+    # them) and the rules that lived inside the deleted security groups.
+    vanished = before - after - world.expected
+    assert vanished <= own_rules | root_volumes, sorted(vanished - own_rules - root_volumes)
+    assert world.kept <= after
+
+    # The instances are terminated, the swept profiles' role is untouched.
+    states = {i["InstanceId"]: i["State"]["Name"]
+              for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    assert {states[i] for i in world.expected if i.startswith("i-")} == {"terminated"}
+    s.client("iam").get_role(RoleName="node-role")
+
+    # A second sweep finds nothing.
+    assert teardown.sweep(s, CLUSTER, dry_run=True) == []
+
+
+def test_sweep_of_other_cluster_leaves_ours(readonly_world):
+    w = readonly_world
+    planned = set(teardown.sweep(w.session, OTHER, dry_run=True))
+    assert not (planned & w.expected)
+    # The other cluster's own leftovers (all among `kept`), one of each kind.
+    assert planned <= w.kept
+    kinds = {p.split("-")[0] if not p.startswith("arn:") else p.split(":")[2] for p in planned}
+    assert kinds == {"i", "lt", "eni", "vol", "sgr", "sg", "elasticloadbalancing", "sqs", "events"}
+
+
+def test_sweep_refuses_empty_cluster_name():
+    with pytest.raises(ValueError):
+        teardown.sweep(object(), "", dry_run=True)
+
+
+def test_wait_for_nodes_gone_times_out_with_the_ids(readonly_world, monkeypatch):
+    world = readonly_world
+    monkeypatch.setattr(teardown, "_sleep", lambda s: None)
+    clock = iter(range(0, 10_000, 100))
+    monkeypatch.setattr(teardown, "_monotonic", lambda: next(clock))
+    left = teardown.wait_for_nodes_gone(world.session, CLUSTER, timeout=250, poll=1)
+    assert set(left) == {i for i in world.expected if i.startswith("i-")}
+
+
+# --------------------------------------------------------------------------------------------
+# Predicates
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tags,ours", [
+    (karpenter_tags(CLUSTER), True),
+    ({"karpenter.sh/nodepool": "a", "eks:eks-cluster-name": CLUSTER}, True),
+    ({"karpenter.sh/nodepool": "a", f"kubernetes.io/cluster/{CLUSTER}": "owned"}, True),
+    ({"karpenter.sh/nodepool": "a", f"kubernetes.io/cluster/{CLUSTER}": "shared"}, False),
+    ({"karpenter.sh/nodepool": "a", "karpenter.sh/discovery": CLUSTER}, False),
+    ({"eks:eks-cluster-name": CLUSTER}, False),
+    ({**karpenter_tags(CLUSTER), "eks:eks-cluster-name": OTHER}, False),
+    ({**karpenter_tags(CLUSTER), f"kubernetes.io/cluster/{CLUSTER}-2": "owned"}, False),
+])
+def test_instance_ownership(tags, ours):
+    assert teardown.is_karpenter_instance(tags, CLUSTER) is ours
+
+
+def test_queue_name_convention():
+    assert interruption_queue_name("dev-ml") == "dev-ml-karpenter-interruption"
+
+
+# --------------------------------------------------------------------------------------------
+# Guards and orchestration (no AWS: a fake session and a fake Automation API)
+# --------------------------------------------------------------------------------------------
+
+
+def cfg(**over):
+    base = dict(environment="dev", ephemeral=True, protect=False, region=REGION,
+                cluster=SimpleNamespace(name=CLUSTER))
+    base.update(over)
+    return SimpleNamespace(**base)
+
+
+class FakePaginator:
+    def __init__(self, pages):
+        self.pages = pages
+
+    def paginate(self, **_):
+        return iter(self.pages)
+
+
+class FakeEC2:
+    """describe_instances pages: live Karpenter nodes for the first `polls` calls, then none."""
+
+    def __init__(self, log, polls=1):
+        self.log, self.polls = log, polls
+
+    def get_paginator(self, name):
+        assert name == "describe_instances"
+        self.log.append("ec2:describe_instances")
+        if self.polls > 0:
+            self.polls -= 1
+            inst = {"InstanceId": "i-1", "Tags": _tags(karpenter_tags(CLUSTER))}
+            return FakePaginator([{"Reservations": [{"Instances": [inst]}]}])
+        return FakePaginator([{"Reservations": []}])
+
+
+class FakeSession:
+    def __init__(self, log, polls=1):
+        self.ec2 = FakeEC2(log, polls)
+
+    def client(self, name):
+        assert name == "ec2"
+        return self.ec2
+
+
+RESOURCES = [
+    {"urn": "urn:pulumi:dev::p::pulumi:pulumi:Stack::p-dev", "type": "pulumi:pulumi:Stack"},
+    {"urn": "urn:k8s-provider", "type": "pulumi:providers:kubernetes"},
+    {"urn": "urn:vpc", "type": "aws:ec2/vpc:Vpc"},
+    {"urn": "urn:karp", "type": "eks-ml-platform:karpenter:Karpenter"},
+    {"urn": "urn:np-cpu", "type": "kubernetes:karpenter.sh/v1:NodePool", "parent": "urn:karp"},
+    {"urn": "urn:np-gpu", "type": "kubernetes:karpenter.sh/v1:NodePool", "parent": "urn:karp"},
+    {"urn": "urn:nodeclass", "type": "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass",
+     "parent": "urn:karp"},
+    {"urn": "urn:sent", "type": "eks-ml-platform:workloads:Sentiment"},
+    {"urn": "urn:sent-deploy", "type": "kubernetes:apps/v1:Deployment", "parent": "urn:sent"},
+    {"urn": "urn:sent-svc", "type": "kubernetes:core/v1:Service", "parent": "urn:sent"},
+    {"urn": "urn:train", "type": "eks-ml-platform:workloads:Training"},
+    {"urn": "urn:train-job", "type": "kubernetes:kubeflow.org/v1:PyTorchJob",
+     "parent": "urn:train"},
+]
+
+
+class FakeOps:
+    def __init__(self, log, fail_full_destroy=0):
+        self.log = log
+        self.fail_full_destroy = fail_full_destroy
+
+    def resources(self):
+        self.log.append("resources")
+        return RESOURCES
+
+    def destroy(self, targets=None):
+        self.log.append(("destroy", tuple(targets) if targets is not None else None))
+        if targets is None and self.fail_full_destroy:
+            self.fail_full_destroy -= 1
+            raise RuntimeError("DependencyViolation: vpc has dependencies")
+
+
+def run(log, *, config=None, stack="dev", fail=0, polls=1, **kw):
+    out: list[str] = []
+
+    def fake_sweep(session, cluster, *, dry_run):
+        log.append(("sweep", cluster, dry_run))
+        return ["i-1", "sg-1"]
+
+    rc = teardown.run_teardown(
+        stack, region=kw.pop("region", REGION), ops=FakeOps(log, fail),
+        session=FakeSession(log, polls), load_config=lambda st, d: config or cfg(),
+        sweep_fn=fake_sweep, out=out.append, node_poll=0, **kw)
+    return rc, out
+
+
+def test_first_targets_are_workloads_with_children_and_nodepools():
+    assert teardown.first_targets(RESOURCES) == [
+        "urn:np-cpu", "urn:np-gpu", "urn:sent", "urn:sent-deploy", "urn:sent-svc",
+        "urn:train", "urn:train-job"]
+
+
+def test_orchestration_order(aws_env):
+    log: list = []
+    rc, out = run(log, yes=True)
+    assert rc == 0, out
+    calls = [c for c in log if c != "ec2:describe_instances"]
+    assert calls == [
+        "resources",
+        ("destroy", tuple(teardown.first_targets(RESOURCES))),
+        ("destroy", None),
+        ("sweep", CLUSTER, False),
+    ]
+    # step 2 polled EC2 between the targeted and the full destroy, until no node was left
+    i_target = log.index(("destroy", tuple(teardown.first_targets(RESOURCES))))
+    i_full = log.index(("destroy", None))
+    assert log[i_target + 1:i_full] == ["ec2:describe_instances"] * 2
+
+
+def test_failed_destroy_sweeps_and_retries_once(aws_env):
+    log: list = []
+    rc, _ = run(log, yes=True, fail=1)
+    assert rc == 0
+    calls = [c for c in log if c not in ("ec2:describe_instances", "resources")]
+    assert calls == [
+        ("destroy", tuple(teardown.first_targets(RESOURCES))),
+        ("destroy", None), ("sweep", CLUSTER, False), ("destroy", None), ("sweep", CLUSTER, False),
+    ]
+    log2: list = []
+    rc2, out2 = run(log2, yes=True, fail=2)
+    assert rc2 == 1 and any("failed again" in line for line in out2)
+
+
+def test_dry_run_changes_nothing_and_prints_each_step(aws_env):
+    log: list = []
+    rc, out = run(log, dry_run=True)
+    assert rc == 0
+    assert not [c for c in log if isinstance(c, tuple) and c[0] == "destroy"]
+    assert ("sweep", CLUSTER, True) in log and ("sweep", CLUSTER, False) not in log
+    text = "\n".join(out)
+    for step in ("step 1/4", "step 2/4", "step 3/4", "step 4/4"):
+        assert step in text
+    assert "urn:np-gpu" in text and "  i-1" in text and "  sg-1" in text
+
+
+def test_confirmation_required_without_yes(aws_env):
+    log: list = []
+    rc, out = run(log, confirm=lambda prompt: "nope")
+    assert rc == 1 and not [c for c in log if isinstance(c, tuple)]
+    log2: list = []
+    rc2, _ = run(log2, confirm=lambda prompt: "dev")
+    assert rc2 == 0 and ("destroy", None) in log2
+
+    def eof(prompt):
+        raise EOFError
+
+    assert run([], confirm=eof)[0] == 1
+
+
+def test_sweep_only_skips_the_automation_api(aws_env):
+    log: list = []
+    rc, _ = run(log, yes=True, sweep_only=True)
+    assert rc == 0 and log == [("sweep", CLUSTER, False)]
+
+
+@pytest.mark.parametrize("stack,config,needle", [
+    ("prod", cfg(environment="prod", ephemeral=False, protect=True), "production and staging"),
+    ("staging", cfg(environment="staging", ephemeral=False), "production and staging"),
+    ("acme/eks-ml-platform/prod", cfg(), "production and staging"),
+    ("dev2", cfg(environment="prod"), "environment is 'prod'"),
+    ("dev", cfg(protect=True), "protect: true"),
+    ("dev", cfg(ephemeral=False), "ephemeral"),
+    ("dev", cfg(cluster=SimpleNamespace(name="")), "no cluster name"),
+])
+def test_guards_refuse(aws_env, stack, config, needle):
+    log: list = []
+    rc, out = run(log, stack=stack, config=config, yes=True)
+    assert rc == 2
+    assert len(out) == 1 and needle in out[0], out
+    assert log == [], "a refused teardown touches nothing"
+
+
+def test_region_must_match(aws_env):
+    log: list = []
+    rc, out = run(log, region="eu-west-1", yes=True)
+    assert rc == 2 and "does not match" in out[0] and log == []
+
+
+def test_config_error_is_refused(aws_env):
+    class ConfigError(Exception):
+        def __init__(self, problems):
+            super().__init__("bad config")
+            self.problems = problems
+
+    def bad(stack, project_dir):
+        raise ConfigError(["cluster.name: required"])
+
+    out: list[str] = []
+    rc = teardown.run_teardown("dev", region=REGION, ops=FakeOps([]), session=FakeSession([]),
+                               load_config=bad, out=out.append, yes=True)
+    assert rc == 2 and "cluster.name: required" in out[0]
+
+
+def test_main_refuses_prod_before_reading_config(capsys):
+    assert teardown.main(["--stack", "prod", "--region", REGION, "--yes"]) == 2
+    assert "refusing" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# The real stack files (infra/config.py)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["prod", "staging"])
+def test_real_prod_and_staging_are_refused(aws_env, stack):
+    out: list[str] = []
+    rc = teardown.run_teardown(stack, region=REGION, ops=FakeOps([]), session=FakeSession([]),
+                               out=out.append, yes=True)
+    assert rc == 2 and out[0].startswith(f"teardown: refusing to tear down stack '{stack}'")
+
+
+def test_real_dev_dry_run_uses_its_cluster_name(aws_env):
+    from infra.config import load_stack_config
+
+    cfg_dev = load_stack_config("dev", teardown.Path(teardown.__file__).resolve().parents[1])
+    assert cfg_dev.ephemeral and not cfg_dev.protect and cfg_dev.environment == "dev"
+    log: list = []
+    out: list[str] = []
+
+    def fake_sweep(session, cluster, *, dry_run):
+        log.append(("sweep", cluster, dry_run))
+        return []
+
+    rc = teardown.run_teardown("dev", region=cfg_dev.region, dry_run=True, ops=FakeOps(log),
+                               session=FakeSession(log, polls=0), sweep_fn=fake_sweep,
+                               out=out.append)
+    assert rc == 0, out
+    assert ("sweep", cfg_dev.cluster_name, True) in log
+    assert f"cluster '{cfg_dev.cluster_name}'" in out[0]
+
+
+def test_real_missing_stack_is_a_config_refusal(aws_env):
+    out: list[str] = []
+    rc = teardown.run_teardown("nosuchstack", region=REGION, ops=FakeOps([]),
+                               session=FakeSession([]), out=out.append, yes=True)
+    assert rc == 2 and "does not exist" in out[0]
