@@ -35,7 +35,20 @@ def findings(objs):
 
 
 def test_valid_objects_pass():
-    assert [f for f in findings([NODEPOOL, DEPLOYMENT]) if "[cel]" not in f] == []
+    assert findings([NODEPOOL, DEPLOYMENT]) == []
+
+
+def test_cel_rules_run_in_check_and_are_counted():
+    """A NodePool that passes the JSON schema but breaks a CRD CEL rule, as the API server would reject it."""
+    bad = yaml.safe_load(yaml.safe_dump(NODEPOOL))
+    bad["spec"]["template"]["spec"]["requirements"].append(
+        {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["x"]})
+    report = validate_objects([bad], k8s_version="1.34", crd_dir=CRDS)
+    assert [f.check for f in report.findings] == ["cel"]
+    assert "NodePool/gpu" in report.findings[0].resource
+    assert report.findings[0].message == 'spec.template.spec.requirements[1].key: label "karpenter.sh/nodepool" is restricted'
+    cov = report.coverage["karpenter.sh/v1/NodePool"]
+    assert cov.cel_checked > 0 and cov.cel_unsupported == 0 and cov.cel_skipped >= 1
 
 
 def test_crd_schema_catches_unknown_fields_and_bad_enums():
