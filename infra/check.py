@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from infra.validate.crds import DEFAULT_CRDS, CrdVersion, load_crds, schema_errors
+from infra.validate.crds import DEFAULT_CRDS, EXTRA_CRDS, CrdVersion, load_crds, schema_errors
 
 REPO = Path(__file__).resolve().parents[1]
 SKIPS_FILE = REPO / "check-skips.yaml"
@@ -86,7 +86,9 @@ def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: P
     import kubernetes_validate
 
     report = Report()
-    crds: dict[tuple[str, str], CrdVersion] = load_crds(crd_dir) if crd_dir and crd_dir.exists() else {}
+    crds: dict[tuple[str, str], CrdVersion] = load_crds(EXTRA_CRDS)
+    if crd_dir and crd_dir.exists():
+        crds.update(load_crds(crd_dir))
     cel = _cel()
     version = k8s_version if k8s_version.count(".") == 2 else f"{k8s_version}.0"
     t_core = t_crd = t_cel = 0.0
@@ -197,14 +199,14 @@ def read_manifest_dir(path: Path) -> tuple[list[dict[str, Any]], list[Finding]]:
 
 
 def format_report(report: Report, *, title: str) -> str:
-    lines = [title, "", f"{'kind':<48} {'objects':>7}  validated by"]
+    lines = [title, "", f"{'kind':<64} {'objects':>7}  validated by"]
     for kind in sorted(report.coverage):
         cov = report.coverage[kind]
         cel = ""
         if cov.cel_checked or cov.cel_skipped or cov.cel_unsupported:
             cel = f"  [CEL rules: {cov.cel_checked} checked, {cov.cel_skipped} skipped (update-only), " \
                   f"{cov.cel_unsupported} unsupported]"
-        lines.append(f"{kind:<48} {cov.objects:>7}  {cov.how}{cel}")
+        lines.append(f"{kind:<64} {cov.objects:>7}  {cov.how}{cel}")
     t = report.timings
     if t:
         lines.append("")

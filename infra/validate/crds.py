@@ -18,6 +18,8 @@ from jsonschema import Draft4Validator
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CRDS = REPO.parent / "shared" / "crds"
+# CRDs the platform needs that ../shared/crds does not hold (copied from upstream tags; see SOURCES.md there).
+EXTRA_CRDS = Path(__file__).resolve().parent / "extra_crds"
 
 
 @dataclass(frozen=True)
