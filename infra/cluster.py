@@ -201,6 +201,9 @@ class EksCluster(pulumi.ComponentResource):
     def _addon(self, name: str, addon: str, cluster_name: str, child: pulumi.ResourceOptions,
                depends_on: list[pulumi.Resource]) -> aws.eks.Addon:
         extra: dict[str, Any] = {}
+        if addon == "vpc-cni":
+            # Enforce Kubernetes NetworkPolicies (the workloads and exporters ship them) with the VPC CNI's agent.
+            extra["configuration_values"] = json.dumps({"enableNetworkPolicy": "true"}, sort_keys=True)
         if addon == "coredns":
             # CoreDNS is a critical controller: let it onto the tainted system nodes.
             extra["configuration_values"] = json.dumps({"tolerations": [SYSTEM_TOLERATION], "replicaCount": 2}, sort_keys=True)

@@ -25,6 +25,10 @@ SUPPORTED_K8S = ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36")
 DEFAULT_K8S = "1.34"
 NVIDIA_FAMILIES = ("g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
 NEURON_FAMILIES = {"inf1": ("inf1",), "inf2": ("inf2",), "trn1": ("trn1", "trn1n"), "trn2": ("trn2",)}
+ARM64_ONLY_FAMILIES = ("g5g",)
+INF1_SIZES = ("xlarge", "2xlarge", "6xlarge", "24xlarge")
+# A pinned EKS-optimized AL2023 release (awslabs/amazon-eks-ami tag), never @latest.
+AMI_ALIAS_RE = re.compile(r"^al2023@v\d{8}$")
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 DURATION_RE = re.compile(r"^(\d+(ns|us|µs|ms|s|m|h))+$|^Never$")
 QUANTITY_RE = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
@@ -238,7 +242,15 @@ class DisruptionBudget(_Model):
 
 
 class NodePoolConfig(_Model):
-    """One Karpenter NodePool (built by components/karpenter.py)."""
+    """One Karpenter NodePool and its EC2NodeClass (built by components/karpenter.py).
+
+    ``capacityTypes: [spot, on-demand]`` is spot with on-demand fallback: Karpenter launches spot
+    while it is offered and falls back to on-demand when no spot offering fits. ``[spot]`` is
+    spot only, ``[on-demand]`` never uses spot. ``amiAlias`` overrides the pinned AL2023 release
+    (infra/versions.py AMI_ALIAS) for this pool; ``rootVolumeGib`` defaults by accelerator (50 GiB
+    plain, 200 GiB NVIDIA, 150 GiB Neuron: the CUDA/Neuron images are large). ``imdsHopLimit``
+    stays 1 (pods cannot reach the node's IMDS credentials) unless a pod on the pool needs IMDS.
+    """
 
     name: str
     accelerator: Literal["none", "nvidia", "inf1", "inf2", "trn1", "trn2"] = "none"
@@ -253,6 +265,8 @@ class NodePoolConfig(_Model):
     budgets: list[DisruptionBudget] = Field(default_factory=lambda: [DisruptionBudget()])
     weight: Optional[int] = Field(None, ge=1, le=100)
     root_volume_gib: Optional[int] = Field(None, ge=20, le=16000)
+    ami_alias: Optional[str] = None
+    imds_hop_limit: int = Field(1, ge=1, le=64)
     labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -260,6 +274,22 @@ class NodePoolConfig(_Model):
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
             raise ValueError(f"{v!r} must be a DNS label (lowercase letters, digits, '-')")
+        return v
+
+    @field_validator("ami_alias")
+    @classmethod
+    def _ami_alias(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not AMI_ALIAS_RE.match(v):
+            raise ValueError(f"{v!r} is not a pinned AL2023 alias; use al2023@vYYYYMMDD (an awslabs/amazon-eks-ami "
+                             "release such as al2023@v20260714), never @latest")
+        return v
+
+    @field_validator("capacity_types", "architectures", "instance_families", "instance_sizes")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"{', '.join(dupes)} listed more than once")
         return v
 
     @field_validator("consolidate_after", "expire_after")
@@ -295,6 +325,12 @@ class NodePoolConfig(_Model):
                 raise ValueError(f"accelerator {self.accelerator} allows instance families {list(allowed)} only; got {bad}")
             if self.limits.neuron is None:
                 raise ValueError(f"a {self.accelerator} pool needs limits.neuron (the most aws.amazon.com/neuron devices)")
+            if self.accelerator == "inf1":
+                bad_sizes = [s for s in self.instance_sizes if s not in INF1_SIZES]
+                if bad_sizes:
+                    raise ValueError(f"inf1 comes in sizes {list(INF1_SIZES)}; {bad_sizes} do not exist")
+                if "arm64" in self.architectures:
+                    raise ValueError("inf1 instances are x86_64 only; set architectures: [amd64]")
         else:
             accel = [f for f in fams if f in NVIDIA_FAMILIES or any(f in v for v in NEURON_FAMILIES.values())]
             if accel:
@@ -305,7 +341,21 @@ class NodePoolConfig(_Model):
         for size in self.instance_sizes:
             if not re.fullmatch(r"(nano|micro|small|medium|large|metal|\d*xlarge|metal-\d+xl)", size):
                 raise ValueError(f"instance size {size!r} is not an EC2 size (large, xlarge, 2xlarge, ...)")
+        arm_only = [f for f in fams if f in ARM64_ONLY_FAMILIES]
+        if arm_only and "arm64" not in self.architectures:
+            raise ValueError(f"families {arm_only} are arm64 (Graviton) only; add arm64 to architectures")
         return self
+
+    @property
+    def root_volume(self) -> int:
+        """Root volume size in GiB: the configured size, or a default sized for the pool's images."""
+        if self.root_volume_gib is not None:
+            return self.root_volume_gib
+        return {"none": 50, "nvidia": 200}.get(self.accelerator, 150)
+
+    @property
+    def neuron(self) -> bool:
+        return self.accelerator in NEURON_FAMILIES
 
 
 def default_node_pools(environment: str) -> list[NodePoolConfig]:
@@ -323,9 +373,13 @@ def default_node_pools(environment: str) -> list[NodePoolConfig]:
             consolidation_policy="WhenEmpty", consolidate_after="5m", root_volume_gib=200,
             budgets=[DisruptionBudget(nodes="20%")], expire_after="168h",
         ),
+        # dev: spot inf1.xlarge as in the seed (1 Inferentia device, 4 NeuronCores per node);
+        # staging/prod: larger sizes too, spot with on-demand fallback.
         NodePoolConfig(
-            name="inf1", accelerator="inf1", instance_families=["inf1"], instance_sizes=["xlarge", "2xlarge"] if not prod else ["xlarge", "2xlarge", "6xlarge"],
-            capacity_types=["spot", "on-demand"], limits=PoolLimits(cpu=32 if not prod else 192, memory="128Gi" if not prod else "768Gi", neuron=4 if not prod else 24),
+            name="inf1", accelerator="inf1", instance_families=["inf1"],
+            instance_sizes=["xlarge"] if environment == "dev" else ["xlarge", "2xlarge"] if not prod else ["xlarge", "2xlarge", "6xlarge"],
+            capacity_types=["spot"] if environment == "dev" else spot_first,
+            limits=PoolLimits(cpu=32 if not prod else 192, memory="128Gi" if not prod else "768Gi", neuron=4 if not prod else 24),
             consolidation_policy="WhenEmpty", consolidate_after="5m", root_volume_gib=150,
             budgets=[DisruptionBudget(nodes="20%")], expire_after="168h",
         ),
@@ -357,6 +411,24 @@ class StorageConfig(_Model):
     osd_size_gib: int = Field(100, ge=10, le=16000)
     replicas: Optional[int] = Field(None, ge=1, le=5)  # default: 3 in prod, 2 otherwise
     failure_domain: Optional[Literal["host", "zone"]] = None  # default: zone in prod, host otherwise
+    mon_count: int = 3
+    # Teardown switch (Rook's cleanup guide): sets the CephCluster cleanupPolicy so that deleting it wipes
+    # the data. Rook stops reconciling the moment this is applied, so it is the step right before
+    # `pulumi destroy` (set it, `pulumi up`, then destroy), never a standing setting.
+    destroy_data: bool = False
+
+    @field_validator("mon_count")
+    @classmethod
+    def _mons(cls, v: int) -> int:
+        if v not in (1, 3, 5):
+            raise ValueError(f"{v} is not allowed; use 1, 3 or 5 (an odd count keeps a quorum)")
+        return v
+
+    @model_validator(mode="after")
+    def _layout(self) -> "StorageConfig":
+        if self.replicas is not None and self.replicas > self.osd_count:
+            raise ValueError(f"replicas {self.replicas} needs at least {self.replicas} OSDs; osdCount is {self.osd_count}")
+        return self
 
 
 class MonitoringConfig(_Model):
@@ -373,19 +445,129 @@ class MonitoringConfig(_Model):
         return v
 
 
+def _camel(name: str) -> str:
+    return to_camel(name)
+
+
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_CRON_NAMES = {
+    "month": {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())},
+    "day of week": {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+}
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+S3_URI_RE = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/(?P<prefix>[^\s]*))?$")
+HF_URI_RE = re.compile(r"^hf://(?P<id>[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?)$")
+IMAGE_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+                      r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
+TIME_ZONE_RE = re.compile(r"^(UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){1,2})$")
+_MEM_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+              "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
+
+
+def memory_bytes(value: str) -> int:
+    """A Kubernetes memory quantity ("512Mi", "16Gi", "1G") in bytes."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?", str(value).strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a memory quantity such as 512Mi or 16Gi")
+    return int(float(m.group(1)) * _MEM_UNITS[m.group(2) or ""])
+
+
+def cron_problem(expr: str) -> Optional[str]:
+    """Why a CronJob schedule is invalid (standard 5-field cron or a macro), or None."""
+    text = " ".join(str(expr).split())
+    if text.startswith("@"):
+        return None if text in CRON_MACROS else f"{text!r} is not a cron macro; use one of {', '.join(CRON_MACROS)}"
+    if re.match(r"^(CRON_)?TZ=", text):
+        return "set the time zone with training.timeZone, not a TZ= prefix (Kubernetes rejects it)"
+    parts = text.split(" ")
+    if len(parts) != 5:
+        return (f"{text!r} has {len(parts)} field(s); a cron schedule has 5 (minute hour day-of-month month "
+                "day-of-week), e.g. '0 3 * * 0', or use a macro such as @daily")
+    for part, (field_name, lo, hi) in zip(parts, _CRON_FIELDS):
+        names = _CRON_NAMES.get(field_name, {})
+        for item in part.split(","):
+            base, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) < 1):
+                return f"{field_name} {item!r}: the step after '/' must be a positive number"
+            if base in ("*", "?"):
+                if base == "?" and field_name not in ("day of month", "day of week"):
+                    return f"{field_name} {item!r}: '?' is only allowed for day of month and day of week"
+                continue
+            bounds = base.split("-")
+            if len(bounds) > 2 or not all(bounds):
+                return f"{field_name} {item!r} is not a number, a range a-b, a step */n or a list a,b"
+            values = []
+            for b in bounds:
+                if b.isdigit():
+                    values.append(int(b))
+                elif b.upper() in names:
+                    values.append(names[b.upper()])
+                else:
+                    return f"{field_name} {b!r} is not a number from {lo} to {hi}"
+            if any(not lo <= v <= hi for v in values):
+                return f"{field_name} {base!r} is out of range ({lo}-{hi})"
+            if len(values) == 2 and values[0] > values[1]:
+                return f"{field_name} range {base!r} runs backwards"
+    return None
+
+
+class TrainingDatasetConfig(_Model):
+    """How data prep reads ``training.datasetSource`` (columns for s3:// and hf://; the rest for hf:// only)."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    config: Optional[str] = None  # hf: the dataset config name
+    revision: Optional[str] = None  # hf: pin a dataset revision (a commit)
+    train_split: Optional[str] = None  # hf: default "train"
+    eval_split: Optional[str] = None  # hf: default a seeded 20% split of the train split
+
+    @field_validator("text_column", "label_column", "config", "train_split", "eval_split")
+    @classmethod
+    def _name(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\[\]:%+-]{0,127}", v):
+            raise ValueError(f"{v!r} must be a column, config or split name (letters, digits, '_', '.', '-')")
+        return v
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,127}", v):
+            raise ValueError(f"{v!r} must be a commit sha, tag or branch of the dataset repository")
+        return v
+
+
 class TrainingConfig(_Model):
-    """The sample fine-tuning job (workloads/training)."""
+    """The sample fine-tuning job (workloads/training) and the training operator job around it.
+
+    ``cpu``/``memory`` are per replica (master, each worker, each TFJob PS); requests equal limits
+    (Guaranteed QoS, so a training pod is the last to be evicted under node pressure).
+    """
 
     enabled: bool = True
     kind: Literal["PyTorchJob", "TFJob"] = "PyTorchJob"
     workers: int = 1
     device: Literal["cpu", "gpu"] = "gpu"
     gpus_per_worker: int = Field(1, ge=0, le=8)
-    image: Optional[str] = None
-    command: list[str] = Field(default_factory=list)
+    pool: Optional[str] = None  # default: the nvidia pool with the most GPUs (gpu), the first plain pool (cpu)
+    cpu: Optional[str] = None  # per replica; default: 3 with a GPU, 2 on CPU
+    memory: Optional[str] = None  # per replica; default: 12Gi with a GPU, 6Gi on CPU
+    shm_size: str = "1Gi"  # /dev/shm (tmpfs, counts against memory) for DataLoader workers
+    image: Optional[str] = None  # default: the sample trainer (IMAGES["trainer"] / ["trainer_gpu"])
+    command: list[str] = Field(default_factory=list)  # your own trainer: replaces the sample's command and args
     epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(16, ge=1, le=4096)
+    learning_rate: float = Field(1e-4, gt=0, le=1)
+    max_samples: Optional[int] = Field(None, ge=1)
+    base_model: Optional[str] = None  # a hub id (needs egress) or a path in the image; default: the shipped MiniLM
+    checkpoint_every_steps: int = Field(200, ge=0, le=1_000_000)  # 0: only per epoch (and on SIGTERM)
+    termination_grace_period_seconds: int = Field(120, ge=30, le=3600)  # time to write the SIGTERM checkpoint
+    backoff_limit: int = Field(6, ge=0, le=100)
     schedule: Optional[str] = None  # cron for periodic retraining
+    time_zone: Optional[str] = None  # IANA zone for schedule; default: the controller's (UTC on EKS)
     dataset_source: Optional[str] = None  # s3://bucket/prefix or hf://<dataset>; default: the shipped sample
+    dataset: TrainingDatasetConfig = TrainingDatasetConfig()
+    datasets_size_gib: int = Field(20, ge=1, le=16000)  # the RWX PVC `datasets` (CephFS)
+    models_size_gib: int = Field(20, ge=1, le=16000)  # the RWX PVC `models` (CephFS), read by serving
     parameter_servers: int = Field(1, ge=0, le=16)
 
     @field_validator("workers")
@@ -394,6 +576,157 @@ class TrainingConfig(_Model):
         if v < 1:
             raise ValueError(f"{v} workers: a job needs at least 1 worker besides the master")
         return v
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not DNS_LABEL_RE.match(v):
+            raise ValueError(f"{v!r} must be a node pool name (lowercase letters, digits, '-')")
+        return v
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, v: Any) -> Optional[str]:
+        if v is None:
+            return v
+        text = str(v).strip()
+        if cpu_millis(text) <= 0:
+            raise ValueError(f"{text!r} must be more than 0")
+        return text
+
+    @field_validator("memory", "shm_size", mode="before")
+    @classmethod
+    def _mem(cls, v: Any) -> Optional[str]:
+        if v is None:
+            return v
+        text = str(v).strip()
+        if memory_bytes(text) <= 0:
+            raise ValueError(f"{text!r} must be a positive Kubernetes quantity such as 512Mi or 16Gi")
+        return text
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        if not IMAGE_RE.match(v):
+            raise ValueError(f"{v!r} is not a pinned image reference (registry/name:tag or registry/name@sha256:<digest>)")
+        if v.endswith(":latest"):
+            raise ValueError(f"{v!r} uses :latest; pin a version tag or a digest so every replica runs the same code")
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str]) -> list[str]:
+        if any(not str(c).strip() for c in v):
+            raise ValueError("holds an empty string; give the executable and its arguments, e.g. [python, /app/train.py]")
+        return v
+
+    @field_validator("base_model")
+    @classmethod
+    def _base_model(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and (not v or any(ch.isspace() for ch in v)):
+            raise ValueError(f"{v!r} must be a hub id such as sentence-transformers/all-MiniLM-L6-v2 or a path in the image")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        text = " ".join(v.split())
+        problem = cron_problem(text)
+        if problem:
+            raise ValueError(problem)
+        return text
+
+    @field_validator("time_zone")
+    @classmethod
+    def _tz(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not TIME_ZONE_RE.match(v):
+            raise ValueError(f"{v!r} is not an IANA time zone such as UTC or Europe/Berlin")
+        return v
+
+    @field_validator("dataset_source")
+    @classmethod
+    def _source(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        if v.startswith("s3://"):
+            m = S3_URI_RE.match(v)
+            if not m or ".." in m.group("bucket") or (m.group("prefix") or "").startswith("/"):
+                raise ValueError(f"{v!r} is not an S3 URI such as s3://my-bucket/datasets/sentiment "
+                                 "(bucket: 3-63 lowercase letters, digits, '.', '-')")
+            return v
+        if v.startswith("hf://"):
+            if not HF_URI_RE.match(v):
+                raise ValueError(f"{v!r} is not a Hugging Face dataset id such as hf://stanfordnlp/sst2")
+            return v
+        raise ValueError(f"{v!r} has an unknown scheme; use s3://bucket/prefix or hf://<dataset id>, "
+                         "or leave it out for the shipped sample")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainingConfig":
+        if self.time_zone and not self.schedule:
+            raise ValueError("timeZone is set but schedule is not; it only applies to periodic retraining")
+        src = self.dataset_source or ""
+        ds_set = self.dataset.model_fields_set
+        if not src and ds_set:
+            raise ValueError(f"dataset.{sorted(_camel(f) for f in ds_set)[0]} is set but datasetSource is not; "
+                             "the shipped sample has fixed columns")
+        hf_only = sorted(_camel(f) for f in ds_set & {"config", "revision", "train_split", "eval_split"})
+        if src.startswith("s3://") and hf_only:
+            raise ValueError(f"dataset.{hf_only[0]} only applies to hf:// sources (an s3:// prefix holds train.jsonl "
+                             "and, optionally, eval.jsonl)")
+        if memory_bytes(self.shm_size) >= memory_bytes(self.memory_per_replica):
+            raise ValueError(f"shmSize {self.shm_size} must be less than memory {self.memory_per_replica} "
+                             "(/dev/shm is counted against the pod's memory limit)")
+        return self
+
+    # ---- derived settings
+    @property
+    def cpu_per_replica(self) -> str:
+        return self.cpu or ("3" if self.device == "gpu" else "2")
+
+    @property
+    def memory_per_replica(self) -> str:
+        return self.memory or ("12Gi" if self.device == "gpu" else "6Gi")
+
+    @property
+    def gpu_replicas(self) -> int:
+        """Replicas that get GPUs: master + workers (PyTorchJob) or the workers (TFJob; PS stay on CPU)."""
+        if self.device != "gpu":
+            return 0
+        return self.workers + 1 if self.kind == "PyTorchJob" else self.workers
+
+    @property
+    def replicas(self) -> int:
+        return self.workers + (1 if self.kind == "PyTorchJob" else self.parameter_servers)
+
+    @property
+    def dataset_name(self) -> str:
+        """The folder under the datasets PVC (``/data/<name>``) that data prep fills and the trainer reads."""
+        src = self.dataset_source
+        if not src:
+            return "sample"
+        scheme, _, rest = src.partition("://")
+        slug = re.sub(r"[^a-z0-9]+", "-", rest.lower()).strip("-")
+        return f"{scheme}-{slug}"[:63].rstrip("-")
+
+    def pool_for(self, pools: list[NodePoolConfig]) -> Optional[NodePoolConfig]:
+        """The node pool the trainer replicas run on."""
+        if self.pool is not None:
+            return next((p for p in pools if p.name == self.pool), None)
+        if self.device == "gpu":
+            gpu = [p for p in pools if p.accelerator == "nvidia"]
+            return max(gpu, key=lambda p: p.limits.gpu or 0) if gpu else None
+        return cpu_pool(pools)
+
+
+def cpu_pool(pools: list[NodePoolConfig]) -> Optional[NodePoolConfig]:
+    """The pool for CPU-only pods (data prep, TFJob PS, CPU training): the one named cpu, else the first plain pool."""
+    plain = [p for p in pools if p.accelerator == "none"]
+    return next((p for p in plain if p.name == "cpu"), plain[0] if plain else None)
 
 
 CPU_QUANTITY_RE = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
@@ -420,7 +753,12 @@ class ServingResources(_Model):
 
     cpu: str = "1"
     cpu_limit: str = "2"
-    memory: str = "2Gi"
+    # default: 4Gi on inf1 (the server may compile the model with neuron-cc at start-up) and gpu (the CUDA
+    # context), 2Gi on cpu
+    memory: Optional[str] = None
+
+    def memory_for(self, device: str) -> str:
+        return self.memory or ("2Gi" if device == "cpu" else "4Gi")
 
     @field_validator("cpu", "cpu_limit", mode="before")
     @classmethod
@@ -432,7 +770,9 @@ class ServingResources(_Model):
 
     @field_validator("memory", mode="before")
     @classmethod
-    def _mem(cls, v: Any) -> str:
+    def _mem(cls, v: Any) -> Optional[str]:
+        if v is None:
+            return None
         text = str(v).strip()
         if not QUANTITY_RE.match(text) or float(re.match(r"[\d.]+", text).group()) <= 0:
             raise ValueError(f"{text!r} must be a positive Kubernetes quantity such as 2Gi or 512Mi")
@@ -483,7 +823,7 @@ class ServingConfig(_Model):
     image: Optional[str] = None
     exposure: Literal["ingress", "loadBalancer", "none"] = "ingress"
     public: bool = False
-    keda: bool = False
+    keda: bool = False  # a KEDA ScaledObject instead of the HPA; KEDA itself must be installed by you
     pool: Optional[str] = None  # default: the first node pool whose accelerator matches the device
     max_replicas: Optional[int] = Field(None, ge=1, le=100)  # default: see max_replicas_for
     target_cpu_percent: int = Field(70, ge=10, le=100)
@@ -498,6 +838,17 @@ class ServingConfig(_Model):
     ingress: ServingIngressConfig = ServingIngressConfig()
     load_balancer_cidrs: Optional[list[str]] = None  # where load-balancer traffic comes from; default: vpc.cidr
     client_namespaces: list[str] = Field(default_factory=list)  # in-cluster namespaces allowed to call the API
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        if not IMAGE_RE.match(v):
+            raise ValueError(f"{v!r} is not a pinned image reference (registry/name:tag or registry/name@sha256:<digest>)")
+        if v.endswith(":latest"):
+            raise ValueError(f"{v!r} uses :latest; pin a version tag or a digest so every replica runs the same code")
+        return v
 
     @field_validator("pool")
     @classmethod
@@ -615,20 +966,8 @@ class PlatformConfig(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             problems.append(("nodePools", f"duplicate pool names: {', '.join(dupes)}"))
-        if self.training.enabled and self.training.kind == "TFJob" and not self.training.image:
-            problems.append(("training.image", "a TFJob needs your TensorFlow image (the sample trainer is PyTorch)"))
-        if self.training.enabled and self.training.device == "gpu":
-            gpu_pools = [p for p in pools if p.accelerator == "nvidia"]
-            if not gpu_pools:
-                problems.append(("training.device", "gpu needs a node pool with accelerator nvidia"))
-            else:
-                most = max(p.limits.gpu or 0 for p in gpu_pools)
-                need = self.training.gpus_per_worker * (self.training.workers + 1)
-                if self.training.gpus_per_worker < 1:
-                    problems.append(("training.gpusPerWorker", "device gpu needs at least 1 GPU per worker"))
-                elif need > most:
-                    problems.append(("training.gpusPerWorker", f"{self.training.gpus_per_worker} GPUs x {self.training.workers + 1} "
-                                     f"replicas = {need} exceeds the largest GPU pool limit ({most})"))
+        if self.training.enabled:
+            problems += self._training_problems(pools)
         if self.serving.enabled:
             want = {"inf1": "inf1", "gpu": "nvidia"}.get(self.serving.device)
             if want and not any(p.accelerator == want for p in pools):
@@ -639,6 +978,64 @@ class PlatformConfig(_Model):
         if problems:
             raise _CrossProblems(problems)
         return self
+
+    def _training_problems(self, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+        """Training checks that need the node pools (workloads/training)."""
+        from infra.versions import MANIFESTS  # pinned data only (no resource module)
+
+        tr, out = self.training, []
+        if not self.addons.training_operator.enabled:
+            out.append(("addons.trainingOperator.enabled", "training needs the training operator (PyTorchJob/TFJob); "
+                        "enable it or set training.enabled: false"))
+        vendored = MANIFESTS["training_operator"].tag
+        version = self.addons.training_operator.version
+        if version is not None and version != vendored:
+            out.append(("addons.trainingOperator.version", f"{version} is not vendored; the platform ships the "
+                        f"training operator {vendored} (components/manifests/training-operator/)"))
+        if not self.addons.rook_ceph.enabled:
+            out.append(("addons.rookCeph.enabled", "training needs the ceph-filesystem StorageClass (ReadWriteMany) "
+                        "for its datasets and models volumes"))
+        if tr.kind == "TFJob" and not tr.image:
+            out.append(("training.image", "a TFJob needs your TensorFlow image (the sample trainer is PyTorch)"))
+        if tr.kind == "TFJob" and tr.schedule:
+            out.append(("training.schedule", "periodic retraining runs the sample PyTorch trainer; it is not available "
+                        "with kind TFJob (leave schedule out, or use kind PyTorchJob)"))
+        want = "nvidia" if tr.device == "gpu" else "none"
+        if tr.pool is not None:
+            named = next((p for p in pools if p.name == tr.pool), None)
+            if named is None:
+                return out + [("training.pool", f"no node pool named {tr.pool!r} (pools: {', '.join(p.name for p in pools)})")]
+            if named.accelerator != want:
+                return out + [("training.pool", f"pool {tr.pool!r} has accelerator {named.accelerator}; device {tr.device} "
+                               f"needs accelerator {want}")]
+        pool = tr.pool_for(pools)
+        if pool is None:
+            what = "a node pool with accelerator nvidia" if tr.device == "gpu" else "a node pool without an accelerator"
+            return out + [("training.device", f"{tr.device} needs {what}")]
+        plain = cpu_pool(pools)
+        if plain is None:
+            out.append(("nodePools", "training needs a node pool without an accelerator for data prep and TFJob "
+                        "parameter servers"))
+        if tr.device == "gpu":
+            need = tr.gpus_per_worker * tr.gpu_replicas
+            if tr.gpus_per_worker < 1:
+                out.append(("training.gpusPerWorker", "device gpu needs at least 1 GPU per worker"))
+            elif need > (pool.limits.gpu or 0):
+                out.append(("training.gpusPerWorker", f"{tr.gpus_per_worker} GPUs x {tr.gpu_replicas} replicas = {need} "
+                            f"exceeds the GPU limit of pool {pool.name!r} ({pool.limits.gpu or 0})"))
+        # The replicas that share the trainer pool (TFJob parameter servers run on the plain pool).
+        on_pool = tr.workers + 1 if tr.kind == "PyTorchJob" else tr.workers
+        if tr.kind == "TFJob" and plain is not None and plain.name == pool.name:
+            on_pool += tr.parameter_servers
+        cpu_need = cpu_millis(tr.cpu_per_replica) * on_pool
+        if cpu_need > pool.limits.cpu * 1000:
+            out.append(("training.cpu", f"{tr.cpu_per_replica} CPU x {on_pool} replicas = {cpu_need / 1000:g} exceeds the "
+                        f"cpu limit of pool {pool.name!r} ({pool.limits.cpu})"))
+        mem_need = memory_bytes(tr.memory_per_replica) * on_pool
+        if mem_need > memory_bytes(pool.limits.memory):
+            out.append(("training.memory", f"{tr.memory_per_replica} x {on_pool} replicas exceeds the memory limit of "
+                        f"pool {pool.name!r} ({pool.limits.memory})"))
+        return out
 
     def _serving_problems(self, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
         """Serving checks that need the node pools or the VPC (workloads/sentiment)."""

@@ -18,12 +18,19 @@ class Chart:
 
 
 CHARTS: dict[str, Chart] = {
+    # karpenter and karpenter-crd always move together (the CRDs are coupled to the controller);
+    # the CRD chart owns the CRDs, the controller chart is installed with skip_crds.
     "karpenter": Chart("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", "", "kube-system"),
-    "nvidia_device_plugin": Chart("nvidia-device-plugin", "0.18.0", "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin"),
-    "dcgm_exporter": Chart("dcgm-exporter", "4.6.0", "https://nvidia.github.io/dcgm-exporter/helm-charts", "nvidia-device-plugin"),
-    "neuron": Chart("oci://public.ecr.aws/neuron/neuron-helm-chart", "1.3.0", "", "kube-system"),
+    "karpenter_crd": Chart("oci://public.ecr.aws/karpenter/karpenter-crd", "1.14.1", "", "kube-system"),
+    "nvidia_device_plugin": Chart("nvidia-device-plugin", "0.18.2", "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin"),
+    "dcgm_exporter": Chart("dcgm-exporter", "4.8.2", "https://nvidia.github.io/dcgm-exporter/helm-charts", "nvidia-device-plugin"),
+    "neuron": Chart("oci://public.ecr.aws/neuron/neuron-helm-chart", "1.9.0", "", "kube-system"),
     "rook_ceph": Chart("rook-ceph", "v1.20.6", "https://charts.rook.io/release", "rook-ceph"),
     "rook_ceph_cluster": Chart("rook-ceph-cluster", "v1.20.6", "https://charts.rook.io/release", "rook-ceph"),
+    # Rook v1.20 drives CSI through ceph-csi-operator (a subchart of rook-ceph, 1.0.4 at v1.20.6); the
+    # drivers themselves come from this chart, installed with Rook's values (deploy/charts/ceph-csi-drivers).
+    # The chart is published with the operator's release tag as its version.
+    "ceph_csi_drivers": Chart("ceph-csi-drivers", "1.0.4", "https://ceph.github.io/ceph-csi-operator", "rook-ceph"),
     "monitoring": Chart("kube-prometheus-stack", "82.18.0", "https://prometheus-community.github.io/helm-charts", "monitoring"),
 }
 
@@ -56,11 +63,28 @@ EKS_ADDONS: dict[str, str | None] = {
     "kube-proxy": None,
     "eks-pod-identity-agent": None,
     "aws-ebs-csi-driver": None,
+    "snapshot-controller": None,
 }
 
 # Karpenter EC2NodeClass AMI aliases: pinned, never @latest (latest has shipped regressed AMIs).
-# al2023 resolves to the NVIDIA or Neuron variant by instance type on its own.
-AMI_ALIAS = "al2023@v20251108"
+# al2023 resolves to the NVIDIA or Neuron variant by instance type on its own (SSM parameter
+# amazon-eks-node-al2023-<arch>-<standard|nvidia|neuron>-<k8s>-<version>). Must be v20260114 or
+# newer: that release made the Neuron AMI load the legacy 2.21 driver on inf1 at boot
+# (awslabs/amazon-eks-ami#2579); v20260714 ships all of 1.30-1.36.
+AMI_ALIAS = "al2023@v20260714"
+
+# The Neuron scheduler extension runs its own kube-scheduler ("my-scheduler"); it must match the
+# control plane's minor version (version-skew policy). EKS Distro images, from aws/eks-distro
+# docs/contents/releases/<minor>/<release>/index.md.
+NEURON_KUBE_SCHEDULER: dict[str, str] = {
+    "1.30": "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.30.14-eks-1-30-59",
+    "1.31": "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.31.14-eks-1-31-48",
+    "1.32": "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.32.13-eks-1-32-41",
+    "1.33": "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.33.13-eks-1-33-31",
+    "1.34": "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.34.9-eks-1-34-21",
+    "1.35": "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.35.6-eks-1-35-13",
+    "1.36": "public.ecr.aws/eks-distro/kubernetes/kube-scheduler:v1.36.2-eks-1-36-7",
+}
 
 IMAGES: dict[str, str] = {
     "trainer": "ghcr.io/eks-ml-platform/trainer:0.1.0",
@@ -68,6 +92,10 @@ IMAGES: dict[str, str] = {
     "sentiment": "ghcr.io/eks-ml-platform/sentiment:0.1.0",
     "sentiment_neuron": "ghcr.io/eks-ml-platform/sentiment-neuron:0.1.0",
     "busybox": "public.ecr.aws/docker/library/busybox:1.37.0",
+    # Ceph Tentacle: the image rook v1.20.6 pins in deploy/examples/cluster-on-pvc.yaml
+    "ceph": "quay.io/ceph/ceph:v20.2.4",
+    # neuron-monitor + its Prometheus exporter (aws-neuron-sdk src/k8/k8s-neuron-monitor-daemonset.yml)
+    "neuron_monitor": "public.ecr.aws/neuron/neuron-monitor:1.3.0",
     # the tag kubeflow/trainer v1.9.4 pins in manifests/overlays/standalone (built from commit 93c54893e)
     "training_operator": "ghcr.io/kubeflow/training-v1/training-operator:v1-93c5489",
 }

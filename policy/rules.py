@@ -276,7 +276,10 @@ def check_secret_manifest(obj: Mapping[str, Any]) -> list[Finding]:
         return []
     out: list[Finding] = []
     for field in ("stringData", "data"):
-        for key, value in (obj.get(field) or {}).items():
+        values = obj.get(field)
+        if _is_secret_value(values):
+            continue  # the whole map is a Pulumi secret: nothing is in plain text
+        for key, value in (values or {}).items():
             if PASSWORD_KEY_RE.search(str(key)) and value not in (None, "") \
                     and not _is_secret_value(value):
                 out.append(Finding("grafana-password-not-plaintext", label(obj),

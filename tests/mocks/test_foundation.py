@@ -63,7 +63,7 @@ def test_prod_endpoint_is_private_and_protected(prod):
     assert eks["inputs"]["endpointPublicAccess"] is False and "publicAccessCidrs" not in eks["inputs"]
     assert eks["protect"] is True and eks["inputs"]["deletionProtection"] is True
     assert by_name(prod, "aws:ec2/vpc:Vpc", "ml-net-vpc")["protect"] is True
-    entries = states(prod, "aws:eks/accessEntry:AccessEntry")
+    entries = [e for e in states(prod, "aws:eks/accessEntry:AccessEntry") if e["inputs"].get("type") == "STANDARD"]
     assert {e["inputs"]["principalArn"] for e in entries} == {
         "arn:aws:iam::123456789012:role/platform-admins", "arn:aws:iam::123456789012:role/ml-engineers"}
     policies = {p["inputs"]["principalArn"]: p["inputs"]["policyArn"] for p in states(prod, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
@@ -94,6 +94,8 @@ def test_addon_order(dev):
     for name in ("coredns", "aws-ebs-csi-driver", "snapshot-controller"):
         addon = by_name(dev, ADDON, f"ml-cluster-addon-{name}")
         assert ng["urn"] in addon["dependencies"], name
+    cni = json.loads(by_name(dev, ADDON, "ml-cluster-addon-vpc-cni")["inputs"]["configurationValues"])
+    assert cni["enableNetworkPolicy"] == "true"  # NetworkPolicies are enforced, not decorative
     ebs = by_name(dev, ADDON, "ml-cluster-addon-aws-ebs-csi-driver")["inputs"]
     assert ebs["podIdentityAssociations"][0]["serviceAccount"] == "ebs-csi-controller-sa"
     values = json.loads(ebs["configurationValues"])

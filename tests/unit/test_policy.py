@@ -285,6 +285,12 @@ def test_secret_manifest_with_secret_value_passes():
                 [secret("stringData", {"admin-password": "[secret]", "admin-user": "admin"})]) == []
 
 
+def test_secret_manifest_whose_whole_data_is_secret_passes():
+    """The SDK may wrap the whole stringData map as one secret: it renders as the string "[secret]"."""
+    assert only("grafana-password-not-plaintext", [secret("stringData", "[secret]")]) == []
+    assert only("grafana-password-not-plaintext", [secret("data", "[secret]")]) == []
+
+
 # --- evaluate / analyzer adapter / pack ---------------------------------------------------------
 
 

@@ -1,0 +1,346 @@
+"""Accelerator device plugins and metrics for the Karpenter GPU and Neuron pools.
+
+Installed only for the accelerators some pool actually has (``cfg.pools``), each switchable with
+``addons.<name>.enabled``:
+
+- **NVIDIA** (namespace ``nvidia-device-plugin``): the NVIDIA device plugin (advertises
+  ``nvidia.com/gpu``) and the DCGM exporter (GPU metrics on :9400, with this module's counter list
+  ``DCGM_METRICS`` shipped as the chart's ``customMetrics``). Both tolerate ``nvidia.com/gpu:
+  NoSchedule`` and are pinned by required node affinity to ``eks-ml-platform/accelerator=nvidia``,
+  the label every NVIDIA pool's nodes carry; the charts' NFD-based affinity is replaced (NFD is not
+  installed) and their blanket ``CriticalAddonsOnly`` toleration dropped.
+- **Neuron** (``kube-system``): the Neuron helm chart's device plugin (advertises
+  ``aws.amazon.com/neuron`` and ``aws.amazon.com/neuroncore``) on ``eks-ml-platform/accelerator=
+  neuron`` nodes, tolerating ``aws.amazon.com/neuron:NoSchedule``, and the Neuron scheduler
+  extension with its own kube-scheduler (``schedulerName: my-scheduler``, image matched to the
+  cluster's minor version) on the system node group. The node-problem-detector of that chart is
+  off. The AL2023 Neuron AMI (pinned alias) brings the driver; on inf1 it loads the legacy 2.21
+  driver at boot: never install or upgrade the Neuron driver on inf1 nodes yourself.
+- **neuron-monitor** (namespace ``neuron-monitor``): AWS's neuron-monitor image with its
+  Prometheus exporter (:8000) as a DaemonSet on the Neuron nodes, a headless Service, and a
+  NetworkPolicy that admits only the monitoring namespace.
+- a **ServiceMonitor** per exporter, only when the monitoring add-on (its CRDs) exists.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.karpenter import (
+    ACCELERATOR_LABEL, GPU_TAINT, NEURON, NEURON_TAINT, NVIDIA, pool_kind, service_monitor, std_labels,
+)
+from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION
+from infra.config import PlatformConfig
+from infra.versions import CHARTS, IMAGES, NEURON_KUBE_SCHEDULER, chart_version
+
+if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
+    from infra.platform import PlatformContext
+
+NVIDIA_NAMESPACE = CHARTS["nvidia_device_plugin"].namespace  # shared by the DCGM exporter
+NEURON_NAMESPACE = CHARTS["neuron"].namespace  # kube-system: the chart's namespaceOverride default
+NEURON_MONITOR_NAMESPACE = "neuron-monitor"
+MONITORING_NAMESPACE = CHARTS["monitoring"].namespace  # where Prometheus runs
+NEURON_MONITOR_PORT = 8000
+DCGM_PORT_NAME = "metrics"  # dcgm-exporter chart templates/service.yaml
+NEURON_SCHEDULER_NAME = "my-scheduler"  # the chart's scheduler.customScheduler.fullnameOverride
+
+GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
+NEURON_TOLERATION = {"key": NEURON_TAINT["key"], "operator": "Exists", "effect": NEURON_TAINT["effect"]}
+
+# The DCGM fields this platform exports: the dcgm-exporter 4.8.2 chart's default counters
+# (deployment/templates/metrics-configmap.yaml) without the vGPU licence gauge, plus the SM
+# activity and occupancy profiling fields that show how busy training really keeps the GPU.
+# (field, Prometheus type, help)
+DCGM_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
+    ("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz)."),
+    ("DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C)."),
+    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
+    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."),
+    ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ)."),
+    ("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "Total number of PCIe retries."),
+    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
+    ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %)."),
+    ("DCGM_FI_DEV_ENC_UTIL", "gauge", "Encoder utilization (in %)."),
+    ("DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %)."),
+    ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."),
+    ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB)."),
+    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."),
+    ("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter", "Total number of NVLink bandwidth counters for all lanes."),
+    ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for uncorrectable errors"),
+    ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for correctable errors"),
+    ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed"),
+    ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active."),
+    ("DCGM_FI_PROF_SM_ACTIVE", "gauge", "The ratio of cycles an SM has at least 1 warp assigned."),
+    ("DCGM_FI_PROF_SM_OCCUPANCY", "gauge", "The ratio of number of warps resident on an SM."),
+    ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge", "Ratio of cycles the tensor (HMMA) pipe is active."),
+    ("DCGM_FI_PROF_DRAM_ACTIVE", "gauge", "Ratio of cycles the device memory interface is active sending or receiving data."),
+    ("DCGM_FI_PROF_PCIE_TX_BYTES", "gauge", "The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second."),
+    ("DCGM_FI_PROF_PCIE_RX_BYTES", "gauge", "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second."),
+)
+DCGM_METRICS: tuple[str, ...] = tuple(field for field, _, _ in DCGM_COUNTERS)
+
+# neuron-monitor-prometheus.py metric names, as used by AWS's neuron-monitor Grafana dashboard
+# (aws-neuron-sdk src/examples/neuron-monitor/neuron-monitor-grafana.json) and the CloudWatch
+# agent's neuron-monitor mapping (amazon-cloudwatch-agent metricstransformprocessor).
+NEURON_METRICS: tuple[str, ...] = (
+    "neuroncore_utilization_ratio",
+    "neuron_runtime_memory_used_bytes",
+    "neuron_runtime_vcpu_usage_ratio",
+    "neuroncore_memory_usage_constants",
+    "neuroncore_memory_usage_model_code",
+    "neuroncore_memory_usage_model_shared_scratchpad",
+    "neuroncore_memory_usage_runtime_memory",
+    "neuroncore_memory_usage_tensors",
+    "execution_status_total",
+    "execution_errors_total",
+    "execution_latency_seconds",
+    "hardware_ecc_events_total",
+    "instance_info",
+    "system_memory_total_bytes",
+    "system_memory_used_bytes",
+    "system_vcpu_count",
+    "system_vcpu_usage_ratio",
+)
+
+
+def accelerator_affinity(kind: str) -> dict[str, Any]:
+    """Required node affinity to the nodes of ``kind`` (``nvidia``/``neuron``) pools only."""
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": ACCELERATOR_LABEL, "operator": "In", "values": [kind]}]},
+    ]}}}
+
+
+def system_placement() -> dict[str, Any]:
+    return {"nodeSelector": {SYSTEM_LABEL[0]: SYSTEM_LABEL[1]}, "tolerations": [dict(SYSTEM_TOLERATION)]}
+
+
+def dcgm_counters_csv() -> str:
+    lines = ["# DCGM FIELD, Prometheus metric type, help message (eks-ml-platform components/accelerators.py)"]
+    lines += [f"{field}, {typ}, {help_}" for field, typ, help_ in DCGM_COUNTERS]
+    return "\n".join(lines) + "\n"
+
+
+def nvidia_device_plugin_values() -> dict[str, Any]:
+    """Values for nvidia-device-plugin 0.18.2 (deployments/helm/nvidia-device-plugin/values.yaml)."""
+    return {
+        "tolerations": [dict(GPU_TOLERATION)],  # replaces the chart's list (no CriticalAddonsOnly)
+        "affinity": accelerator_affinity(NVIDIA),  # replaces the NFD-label terms
+        "priorityClassName": "system-node-critical",
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+        "gfd": {"enabled": False},
+    }
+
+
+def dcgm_exporter_values() -> dict[str, Any]:
+    """Values for dcgm-exporter 4.8.2 (deployment/values.yaml)."""
+    return {
+        "tolerations": [dict(GPU_TOLERATION)],  # replaces the chart's control-plane toleration
+        "affinity": accelerator_affinity(NVIDIA),
+        "customMetrics": dcgm_counters_csv(),  # the chart's exporter-metrics-config-map
+        "arguments": ["-f", "/etc/dcgm-exporter/default-counters.csv"],
+        "serviceMonitor": {"enabled": False},  # created by this component once monitoring exists
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+    }
+
+
+def neuron_values(k8s_version: str) -> dict[str, Any]:
+    """Values for the Neuron helm chart (charts/neuron-helm-chart/values.yaml)."""
+    repo, tag = NEURON_KUBE_SCHEDULER[k8s_version].rsplit(":", 1)
+    system = system_placement()
+    return {
+        "devicePlugin": {
+            "enabled": True,
+            "tolerations": [dict(NEURON_TOLERATION)],  # replaces the chart's list (no CriticalAddonsOnly)
+            "affinity": accelerator_affinity(NEURON),  # replaces the instance-type list
+        },
+        "scheduler": {
+            "enabled": True,
+            **system,
+            "customScheduler": {"enabled": True, "image": {"repository": repo, "tag": tag}, **system},
+            "defaultScheduler": {"enabled": False},  # needs access to the control plane's scheduler: not on EKS
+        },
+        "npd": {"enabled": False},
+        "draDriver": {"enabled": False},
+    }
+
+
+def neuron_monitor_daemonset() -> dict[str, Any]:
+    """neuron-monitor + neuron-monitor-prometheus.py on every Neuron node (after AWS's k8s-neuron-monitor-daemonset.yml)."""
+    name = "neuron-monitor"
+    labels = std_labels(name)
+    skips = {  # checkov: what this DaemonSet cannot avoid, with why
+        "checkov.io/skip1": "CKV_K8S_16=neuron-monitor reads the Neuron driver's device files and sysfs; AWS runs it privileged",
+        "checkov.io/skip2": "CKV_K8S_20=privileged container (see CKV_K8S_16)",
+        "checkov.io/skip3": "CKV_K8S_23=the neuron tools run as root to open /dev/neuron*",
+        "checkov.io/skip4": "CKV_K8S_40=the neuron tools run as root to open /dev/neuron*",
+        "checkov.io/skip5": "CKV_K8S_22=run as AWS ships it: the image is not documented to work on a read-only root",
+        "checkov.io/skip6": "CKV_K8S_43=AWS publishes neuron-monitor by version tag; pinned in infra/versions.py",
+        "checkov.io/skip7": "CKV_K8S_37=privileged container (see CKV_K8S_16): dropping capabilities has no effect",
+        "checkov.io/skip8": "CKV_K8S_28=privileged container (see CKV_K8S_16): dropping NET_RAW has no effect",
+    }
+    return {
+        "metadata": {"name": name, "namespace": NEURON_MONITOR_NAMESPACE, "labels": labels, "annotations": skips},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "priorityClassName": "system-node-critical",
+                    "tolerations": [dict(NEURON_TOLERATION)],
+                    "affinity": accelerator_affinity(NEURON),
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": name,
+                        "image": IMAGES["neuron_monitor"],
+                        "imagePullPolicy": "Always",
+                        "command": ["/opt/bin/entrypoint.sh"],
+                        "args": ["--port", str(NEURON_MONITOR_PORT),
+                                 "--neuron-monitor-config", "/opt/aws/neuron/bin/neuron-monitor.conf"],
+                        "ports": [{"name": "metrics", "containerPort": NEURON_MONITOR_PORT, "protocol": "TCP"}],
+                        "env": [{"name": "GOMEMLIMIT", "value": "160MiB"}],
+                        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}},
+                        "securityContext": {"privileged": True},
+                        "livenessProbe": {"tcpSocket": {"port": "metrics"}, "initialDelaySeconds": 30, "periodSeconds": 20},
+                        "readinessProbe": {"tcpSocket": {"port": "metrics"}, "initialDelaySeconds": 10, "periodSeconds": 10},
+                    }],
+                },
+            },
+        },
+    }
+
+
+def neuron_monitor_service() -> dict[str, Any]:
+    name = "neuron-monitor"
+    return {
+        "metadata": {"name": name, "namespace": NEURON_MONITOR_NAMESPACE, "labels": std_labels(name)},
+        "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": name},
+                 "ports": [{"name": "metrics", "port": NEURON_MONITOR_PORT, "targetPort": "metrics", "protocol": "TCP"}]},
+    }
+
+
+def neuron_monitor_network_policy() -> dict[str, Any]:
+    """Only Prometheus (the monitoring namespace) may scrape the exporter; nothing else reaches it."""
+    name = "neuron-monitor"
+    return {
+        "metadata": {"name": name, "namespace": NEURON_MONITOR_NAMESPACE, "labels": std_labels(name)},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
+                "ports": [{"port": NEURON_MONITOR_PORT, "protocol": "TCP"}],
+            }],
+        },
+    }
+
+
+def dcgm_service_monitor() -> dict[str, Any]:
+    return service_monitor(name="dcgm-exporter", namespace=NVIDIA_NAMESPACE, port=DCGM_PORT_NAME, interval="15s",
+                           selector={"app.kubernetes.io/name": "dcgm-exporter", "app.kubernetes.io/instance": "dcgm-exporter"})
+
+
+def neuron_monitor_service_monitor() -> dict[str, Any]:
+    return service_monitor(name="neuron-monitor", namespace=NEURON_MONITOR_NAMESPACE, port="metrics",
+                           selector={"app.kubernetes.io/name": "neuron-monitor"})
+
+
+def accelerator_kinds(cfg: PlatformConfig) -> set[str]:
+    return {k for k in (pool_kind(p) for p in cfg.pools) if k}
+
+
+@dataclass(frozen=True)
+class AcceleratorsArgs:
+    """Inputs of the Accelerators component."""
+
+    ctx: PlatformContext
+    """Config, cluster outputs, providers and the ``cluster_ready`` gate."""
+    monitoring_release: Optional[pulumi.Resource] = None
+    """The kube-prometheus-stack release (installs the ServiceMonitor CRD); None: no ServiceMonitors."""
+
+
+class Accelerators(pulumi.ComponentResource):
+    """See the module docstring. Outputs: ``releases`` (release names installed)."""
+
+    def __init__(self, name: str, args: AcceleratorsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("eks-ml-platform:accelerators:Accelerators", name, None, opts)
+        ctx, cfg = args.ctx, args.ctx.cfg
+        ready = list(ctx.cluster_ready)
+        kinds = accelerator_kinds(cfg)
+        self.releases: dict[str, k8s.helm.v3.Release] = {}
+        self.service_monitors: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
+
+        nvidia_plugin = NVIDIA in kinds and cfg.addons.nvidia_device_plugin.enabled
+        dcgm = NVIDIA in kinds and cfg.addons.dcgm_exporter.enabled
+        neuron = NEURON in kinds and cfg.addons.neuron.enabled
+        if nvidia_plugin or dcgm:
+            ns = self._namespace(name, NVIDIA_NAMESPACE, ready)
+            if nvidia_plugin:
+                self._release(name, "nvidia-device-plugin", "nvidia_device_plugin", cfg.addons.nvidia_device_plugin.version,
+                              NVIDIA_NAMESPACE, nvidia_device_plugin_values(), [*ready, ns])
+            if dcgm:
+                release = self._release(name, "dcgm-exporter", "dcgm_exporter", cfg.addons.dcgm_exporter.version,
+                                        NVIDIA_NAMESPACE, dcgm_exporter_values(), [*ready, ns])
+                self._service_monitor(name, "dcgm-exporter", dcgm_service_monitor(), args.monitoring_release, release)
+        if neuron:
+            self._release(name, "neuron", "neuron", cfg.addons.neuron.version, NEURON_NAMESPACE,
+                          neuron_values(cfg.cluster.version), ready)
+            ns = self._namespace(name, NEURON_MONITOR_NAMESPACE, ready)
+            ds = neuron_monitor_daemonset()
+            self.neuron_monitor = k8s.apps.v1.DaemonSet(
+                f"{name}-neuron-monitor", metadata=ds["metadata"], spec=ds["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, ns]),
+            )
+            np = neuron_monitor_network_policy()
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-neuron-monitor", metadata=np["metadata"], spec=np["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, ns]),
+            )
+            svc = neuron_monitor_service()
+            service = k8s.core.v1.Service(
+                f"{name}-neuron-monitor", metadata=svc["metadata"], spec=svc["spec"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, ns]),
+            )
+            self._service_monitor(name, "neuron-monitor", neuron_monitor_service_monitor(), args.monitoring_release, service)
+
+        self.register_outputs({"releases": sorted(self.releases), "service_monitors": sorted(self.service_monitors)})
+
+    # ------------------------------------------------------------------ helpers
+    def _namespace(self, name: str, namespace: str, ready: list[pulumi.Resource]) -> k8s.core.v1.Namespace:
+        labels = std_labels(namespace)
+        # Device plugins mount host paths; DCGM needs SYS_ADMIN; neuron-monitor is privileged.
+        labels["pod-security.kubernetes.io/enforce"] = "privileged"
+        ns = k8s.core.v1.Namespace(f"{name}-ns-{namespace}", metadata={"name": namespace, "labels": labels},
+                                   opts=pulumi.ResourceOptions(parent=self, depends_on=ready))
+        self.namespaces[namespace] = ns
+        return ns
+
+    def _release(self, name: str, release: str, chart_key: str, override: Optional[str], namespace: str,
+                 values: dict[str, Any], depends_on: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+        chart = CHARTS[chart_key]
+        kwargs: dict[str, Any] = {}
+        if chart.repo:
+            kwargs["repository_opts"] = {"repo": chart.repo}
+        self.releases[release] = k8s.helm.v3.Release(
+            f"{name}-{release}", name=release, chart=chart.chart, version=chart_version(chart_key, override),
+            namespace=namespace, create_namespace=False, values=values, skip_await=False, atomic=True,
+            cleanup_on_fail=True, timeout=600, opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on), **kwargs,
+        )
+        return self.releases[release]
+
+    def _service_monitor(self, name: str, key: str, manifest: dict[str, Any], monitoring: Optional[pulumi.Resource],
+                         target: pulumi.Resource) -> None:
+        if monitoring is None:
+            return
+        self.service_monitors[key] = k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor-{key}", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+            metadata=manifest["metadata"], spec=manifest["spec"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[monitoring, target]),
+        )
