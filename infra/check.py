@@ -186,7 +186,7 @@ def read_manifest_dir(path: Path) -> tuple[list[dict[str, Any]], list[Finding]]:
     files = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
     for f in files:
         try:
-            docs = list(yaml.safe_load_all(f.read_text()))
+            docs = list(yaml.load_all(f.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
         except yaml.YAMLError as exc:
             bad.append(Finding("yaml", f.name, f"not valid YAML: {exc}"))
             continue

@@ -6,8 +6,8 @@
 - a small managed on-demand **system node group**, tainted ``CriticalAddonsOnly``, that runs
   Karpenter and the other controllers (IMDSv2, encrypted gp3 root volume);
 - the EKS add-ons vpc-cni, kube-proxy, eks-pod-identity-agent (before the nodes), coredns,
-  aws-ebs-csi-driver and snapshot-controller (after them), all as ``aws.eks.Addon`` so each is
-  visible and versioned;
+  aws-ebs-csi-driver, snapshot-controller and metrics-server (after them), all as ``aws.eks.Addon``
+  so each is visible and versioned;
 - one ``kubernetes.Provider`` and the ``cluster_ready`` list that Kubernetes add-ons depend on.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ ACCESS_POLICIES = {
 }
 # Addons that need running nodes to become healthy go after the system node group.
 ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
-ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "snapshot-controller")
+ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "snapshot-controller", "metrics-server")
 
 
 def assume_role_policy(service: str) -> str:
@@ -207,6 +207,9 @@ class EksCluster(pulumi.ComponentResource):
         if addon == "coredns":
             # CoreDNS is a critical controller: let it onto the tainted system nodes.
             extra["configuration_values"] = json.dumps({"tolerations": [SYSTEM_TOLERATION], "replicaCount": 2}, sort_keys=True)
+        if addon == "metrics-server":
+            # The EKS community add-on: resource metrics for the serving HPA; it runs on the system nodes.
+            extra["configuration_values"] = json.dumps({"tolerations": [SYSTEM_TOLERATION]}, sort_keys=True)
         if addon == "snapshot-controller":
             # VolumeSnapshot CRDs + controller, so Ceph RBD/CephFS VolumeSnapshotClasses can back up datasets and models.
             extra["configuration_values"] = json.dumps({"tolerations": [SYSTEM_TOLERATION]}, sort_keys=True)

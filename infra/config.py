@@ -402,6 +402,9 @@ class AddonsConfig(_Model):
     rook_ceph: AddonToggle = AddonToggle()
     monitoring: AddonToggle = AddonToggle()
     training_operator: AddonToggle = AddonToggle()
+    # The AWS Load Balancer Controller (components/load_balancer.py): the ALB of serving.exposure ingress
+    # and the NLB of serving.exposure loadBalancer.
+    load_balancer_controller: AddonToggle = AddonToggle()
 
 
 class StorageConfig(_Model):
@@ -952,6 +955,18 @@ class PlatformConfig(_Model):
                 raise ValueError(f"tag key {k!r} uses the reserved aws: prefix")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_defaults(cls, data: Any) -> Any:
+        """prod spreads over 3 AZs unless told otherwise (Ceph size 3 across zones needs them)."""
+        if isinstance(data, dict) and data.get("environment") == "prod":
+            vpc = data.get("vpc")
+            if vpc is None:
+                data = {**data, "vpc": {"azCount": 3}}
+            elif isinstance(vpc, dict) and not ({"azCount", "az_count", "id"} & set(vpc)):
+                data = {**data, "vpc": {**vpc, "azCount": 3}}
+        return data
+
     @model_validator(mode="after")
     def _cross(self) -> "PlatformConfig":
         problems = []
@@ -966,18 +981,54 @@ class PlatformConfig(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             problems.append(("nodePools", f"duplicate pool names: {', '.join(dupes)}"))
+        if self.addons.rook_ceph.enabled:
+            problems += self._storage_problems(pools)
         if self.training.enabled:
             problems += self._training_problems(pools)
+        problems += self._load_balancer_problems()
         if self.serving.enabled:
             want = {"inf1": "inf1", "gpu": "nvidia"}.get(self.serving.device)
             if want and not any(p.accelerator == want for p in pools):
                 problems.append(("serving.device", f"{self.serving.device} needs a node pool with accelerator {want}"))
             if self.serving.public and not self.allow_public_load_balancers:
                 problems.append(("serving.public", "a public endpoint needs allowPublicLoadBalancers: true"))
+            if self.serving.exposure != "none" and not self.addons.load_balancer_controller.enabled:
+                what = "the ALB Ingress" if self.serving.exposure == "ingress" else "the NLB Service"
+                problems.append(("addons.loadBalancerController.enabled",
+                                 f"serving.exposure {self.serving.exposure} needs the AWS Load Balancer Controller "
+                                 f"({what} never gets a load balancer without it); enable it or set "
+                                 "serving.exposure: none"))
             problems += self._serving_problems(pools)
         if problems:
             raise _CrossProblems(problems)
         return self
+
+    def _storage_problems(self, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+        """Ceph layouts that would never become healthy (components/storage.py)."""
+        out = []
+        size, domain = self.ceph_replicas, self.ceph_failure_domain
+        if self.storage.osd_count < size:
+            out.append(("storage.osdCount", f"{self.storage.osd_count} OSDs cannot hold {size} replicas; "
+                        f"use at least {size} (or lower storage.replicas)"))
+        if domain == "zone" and not self.vpc.byo and self.vpc.az_count < size:
+            out.append(("storage.failureDomain", f"zone needs at least {size} AZs for {size} replicas; "
+                        f"vpc.azCount is {self.vpc.az_count} (use failureDomain host or more AZs)"))
+        if self.addons.karpenter.enabled and not any(
+                p.accelerator == "none" and "on-demand" in p.capacity_types for p in pools):
+            out.append(("nodePools", "Rook-Ceph runs on on-demand nodes of an untainted pool: add 'on-demand' to "
+                        "the capacityTypes of a pool with accelerator none"))
+        return out
+
+    def _load_balancer_problems(self) -> list[tuple[str, str]]:
+        """The AWS Load Balancer Controller's IAM policy is vendored for one chart version (components/load_balancer.py)."""
+        from infra.versions import CHARTS  # pinned data only (no resource module)
+
+        lbc, pinned = self.addons.load_balancer_controller, CHARTS["load_balancer_controller"].version
+        if lbc.enabled and lbc.version is not None and lbc.version != pinned:
+            return [("addons.loadBalancerController.version", f"{lbc.version} is not vendored; the platform ships the "
+                     f"controller's IAM policy for chart {pinned} (components/data/aws-load-balancer-controller/): "
+                     "vendor the new version's policy and bump infra/versions.py")]
+        return []
 
     def _training_problems(self, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
         """Training checks that need the node pools (workloads/training)."""
@@ -1256,14 +1307,16 @@ def merged_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
 SECRET_KEYS = ("grafanaAdminPassword",)  # read with pulumi.Config.get_secret by their component
 
 
-def from_flat(flat: dict[str, Any], *, stack: str) -> PlatformConfig:
+def from_flat(flat: dict[str, Any], *, stack: str, engine_secrets: frozenset[str] = frozenset()) -> PlatformConfig:
+    """Validate a stack's flat config. ``engine_secrets``: keys the engine marked secret (decrypted values)."""
     ours, others = split_stack_config(flat)
     if "region" not in ours and others.get("aws:region"):
         ours["region"] = others["aws:region"]
     problems = []
     for key in SECRET_KEYS:
         value = ours.pop(key, None)
-        if value is not None and not (isinstance(value, dict) and "secure" in value) and not _is_secret_key(f"{PROJECT}:{key}"):
+        if value is not None and not (isinstance(value, dict) and "secure" in value) \
+                and f"{PROJECT}:{key}" not in engine_secrets:
             problems.append(f"{PROJECT}:{key}: must be a secret; set it with `pulumi config set --secret {key}`")
     for key, value in list(ours.items()):
         if isinstance(value, dict) and "secure" in value:
@@ -1284,14 +1337,6 @@ def from_flat(flat: dict[str, Any], *, stack: str) -> PlatformConfig:
     return cfg
 
 
-def _is_secret_key(full_key: str) -> bool:
-    try:
-        from pulumi.runtime.config import is_config_secret
-    except ImportError:  # pragma: no cover - pulumi is a runtime dependency
-        return False
-    return is_config_secret(full_key)
-
-
 def load_stack_config(stack: str, project_dir: Path) -> PlatformConfig:
     """Read and validate ``Pulumi.<stack>.yaml`` (offline; used by render, cost, teardown)."""
     return from_flat(merged_stack_config(stack, project_dir), stack=stack)
@@ -1302,6 +1347,9 @@ def load_from_pulumi() -> PlatformConfig:
     import pulumi
     from pulumi.runtime.config import CONFIG, get_config_env
 
+    from pulumi.runtime.config import is_config_secret
+
     flat = dict(get_config_env())
     flat.update(CONFIG.get())
-    return from_flat(flat, stack=pulumi.get_stack())
+    secrets = frozenset(k for k in flat if is_config_secret(k))
+    return from_flat(flat, stack=pulumi.get_stack(), engine_secrets=secrets)

@@ -43,7 +43,7 @@ DESCRIPTIONS: dict[str, str] = {
     "cluster.deletionProtection": "EKS deletion protection; default follows `protect`.",
     "vpc": "Create a VPC (cidr, azCount) or bring your own (id + subnet ids).",
     "vpc.cidr": "VPC CIDR, /16 to /20.",
-    "vpc.azCount": "Availability zones, 2 or 3.",
+    "vpc.azCount": "Availability zones, 2 or 3; default 3 in prod, 2 otherwise.",
     "vpc.natGateways": "single or perAz; default perAz in prod, single otherwise.",
     "vpc.id": "Bring-your-own VPC id.",
     "vpc.privateSubnetIds": "BYO private subnets (2+ AZs); tagged for Karpenter discovery.",

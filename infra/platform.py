@@ -137,6 +137,19 @@ class Platform(pulumi.ComponentResource):
                 opts=self.ctx.opts(self, depends_on=[ws, *priority]),
             )
         # <<< training operator + training workload
+        # >>> load balancer controller (components/load_balancer.py)
+        if cfg.addons.load_balancer_controller.enabled:
+            from components.load_balancer import LoadBalancerController, LoadBalancerControllerArgs
+
+            # Runs on the system nodes: needs only the cluster gate (and monitoring's CRD for its ServiceMonitor).
+            # The serving Ingress/Service depend on it, so a destroy deletes them (and their ALB/NLB) first.
+            self.addons["load_balancer"] = LoadBalancerController(
+                f"{name}-load-balancer",
+                LoadBalancerControllerArgs(ctx=self.ctx,
+                                           monitoring_release=getattr(self.addons.get("monitoring"), "release", None)),
+                opts=self.ctx.opts(self),
+            )
+        # <<< load balancer controller
         # >>> sentiment serving (workloads/sentiment/component.py)
         if cfg.serving.enabled:
             from workloads.sentiment.component import PRIORITY_CLASS, SentimentServing, SentimentServingArgs
@@ -146,7 +159,8 @@ class Platform(pulumi.ComponentResource):
             # the serving pods before the controller that owns their nodes.
             storage = self.addons.get("workload_storage")
             serving_class = (getattr(self.addons.get("priority"), "classes", None) or {}).get(PRIORITY_CLASS)
-            serving_deps = [d for d in (storage, serving_class, self.addons.get("karpenter")) if d is not None]
+            serving_deps = [d for d in (storage, serving_class, self.addons.get("karpenter"),
+                                        getattr(self.addons.get("load_balancer"), "release", None)) if d is not None]
             self.addons["serving"] = SentimentServing(
                 f"{name}-sentiment",
                 SentimentServingArgs(ctx=self.ctx, namespace=getattr(storage, "namespace", None),

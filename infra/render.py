@@ -189,8 +189,11 @@ def render(stack: str, out: Path | None = None, project_dir: Path = REPO) -> Ren
     return RenderResult(cfg, preview, manifests, seconds, summary)
 
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~10x faster, same output
+
+
 def dump_yaml(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, width=120)
+    return yaml.dump(obj, Dumper=_DUMPER, sort_keys=True, default_flow_style=False, width=120, allow_unicode=False)
 
 
 def write(out: Path, preview: dict, manifests: list[tuple[str, dict]], summary: str) -> None:

@@ -2,17 +2,39 @@
 
 ``python -m infra teardown --stack dev --region R [--dry-run] [--yes] [--sweep-only]``
 
-Order of a full run (see :func:`run_teardown`):
+Order of a full run (see :func:`run_teardown`). With Rook-Ceph enabled in the stack's config
+(``addons.rookCeph.enabled``) and present in its state:
 
-1. Targeted ``pulumi destroy`` of the workloads (components ``eks-ml-platform:workloads:*`` and
-   their children) and of every Karpenter ``NodePool``, with ``target_dependents``. Karpenter and
-   the AWS Load Balancer Controller are still running at this point, so they drain and terminate
-   their nodes and delete their load balancers themselves.
-2. Wait until no Karpenter instance of this cluster is left running (bounded by a timeout).
-3. ``pulumi destroy`` of the whole stack. If it fails (an orphan blocks the VPC, a security group
+1. **Release Ceph's data** (``components/storage.py`` ``teardown_steps``): set
+   ``storage.destroyData: true`` in the stack's config through the Automation API
+   (``Stack.set_config("eks-ml-platform:storage.destroyData", ConfigValue("true"), path=True)``,
+   i.e. ``pulumi config set --path``, which stores a boolean) and run a ``pulumi up`` targeted at
+   the Rook-Ceph component's resources: the CephCluster gets its ``cleanupPolicy``
+   (``yes-really-destroy-data``) and the block pool Rook's force-deletion annotation. Nothing is
+   destroyed if this fails.
+2. Targeted ``pulumi destroy`` of the workloads (the components ``eks-ml-platform:workloads:*``,
+   ``:sentiment:*`` and ``:training:*`` and their children) and of the Rook-Ceph component with
+   its children, with ``target_dependents`` (the monitoring release, whose volumes are on
+   ``ceph-block``, comes along). Pulumi deletes them in dependency order: consumers and their
+   PVCs (the ``ml-workloads`` namespace, and with it every PVC Pulumi does not own), then the
+   StorageClasses, pools, CephCluster, CSI drivers and operator, while the Ceph daemons still
+   run on their Karpenter nodes.
+3. Targeted ``pulumi destroy`` of every Karpenter ``NodePool``: Karpenter is still running, so it
+   drains and terminates its nodes. Only now: Ceph's daemons run on those nodes with
+   ``karpenter.sh/do-not-disrupt`` and Rook's PodDisruptionBudgets, so a NodePool deleted before
+   the CephCluster either never drains or takes the mons and OSDs away while Rook still needs
+   them to delete the pools.
+4. Wait until no Karpenter instance of this cluster is left running (bounded by a timeout).
+5. ``pulumi destroy`` of the whole stack. If it fails (an orphan blocks the VPC, a security group
    or an IAM role), run the sweep and try once more.
-4. :func:`sweep`: delete, by this cluster's tags only, what Karpenter and the controllers left
+6. :func:`sweep`: delete, by this cluster's tags only, what Karpenter and the controllers left
    behind outside Pulumi's state.
+
+After a successful destroy ``storage.destroyData`` is removed from the stack's config again (it
+must never stay set: Rook stops reconciling a cluster that carries a cleanup policy). Without
+Rook-Ceph, steps 1 and 2 are skipped (and said so) and the workloads go together with the
+NodePools: (1) targeted destroy of workloads and NodePools, (2) wait for the nodes, (3) destroy,
+(4) sweep. ``--dry-run`` prints every step and changes nothing.
 
 Ownership: what proves that a cloud resource belongs to cluster ``C``
 ---------------------------------------------------------------------
@@ -104,9 +126,18 @@ TAG_LBC_CLUSTER = "elbv2.k8s.aws/cluster"
 #: The project's own tag (``PlatformConfig.common_tags``) on every resource Pulumi creates.
 TAG_PROJECT_CLUSTER = "eks-ml-platform/cluster"
 
-#: Pulumi type tokens destroyed first (step 1).
+#: Pulumi type tokens destroyed before the rest of the stack.
 NODEPOOL_TYPE_RE = re.compile(r"^kubernetes:karpenter\.sh/v[0-9a-z]+:NodePool$")
-WORKLOAD_TYPE_PREFIX = "eks-ml-platform:workloads:"
+#: The workload components: WorkloadStorage (workloads/shared.py), SentimentServing
+#: (workloads/sentiment/component.py), TrainingWorkload (workloads/training/component.py).
+WORKLOAD_TYPE_PREFIXES = ("eks-ml-platform:workloads:", "eks-ml-platform:sentiment:",
+                          "eks-ml-platform:training:")
+WORKLOAD_TYPE_PREFIX = WORKLOAD_TYPE_PREFIXES[0]
+#: The Rook-Ceph component (components/storage.py).
+STORAGE_TYPE = "eks-ml-platform:storage:RookCeph"
+#: The config key (a path into the structured ``storage`` key) that sets the CephCluster's
+#: cleanupPolicy (components/storage.py ``cleanup_policy``).
+DESTROY_DATA_KEY = "eks-ml-platform:storage.destroyData"
 
 #: Stack names that are never torn down, whatever their config says.
 PROTECTED_STACK_RE = re.compile(r"^(prod|production|staging|stage)([-_.].*)?$", re.IGNORECASE)
@@ -570,6 +601,15 @@ class StackOps(Protocol):
     def destroy(self, targets: list[str] | None = None) -> None:
         """Destroy ``targets`` (with their dependents), or the whole stack when None."""
 
+    def set_config(self, key: str, value: str, *, path: bool = False) -> None:
+        """``pulumi config set [--path] key value`` on the stack."""
+
+    def remove_config(self, key: str, *, path: bool = False) -> None:
+        """``pulumi config rm [--path] key`` on the stack."""
+
+    def up(self, targets: list[str] | None = None) -> None:
+        """``pulumi up`` of ``targets`` only (no dependents), or of the whole stack when None."""
+
 
 class AutomationStackOps:
     """:class:`StackOps` through ``pulumi.automation`` (needs the Pulumi CLI and a backend)."""
@@ -599,9 +639,24 @@ class AutomationStackOps:
         else:
             stack.destroy(target=targets, target_dependents=True, on_output=self.out)
 
+    def set_config(self, key: str, value: str, *, path: bool = False) -> None:
+        from pulumi import automation as auto
 
-def first_targets(resources: list[dict[str, Any]]) -> list[str]:
-    """URNs destroyed in step 1: workload components with all their descendants, and NodePools."""
+        self._get().set_config(key, auto.ConfigValue(value=value), path=path)
+
+    def remove_config(self, key: str, *, path: bool = False) -> None:
+        self._get().remove_config(key, path=path)
+
+    def up(self, targets: list[str] | None = None) -> None:
+        stack = self._get()
+        if targets is None:
+            stack.up(on_output=self.out)
+        else:
+            stack.up(target=targets, on_output=self.out)
+
+
+def _subtrees(resources: list[dict[str, Any]], pick: Callable[[str], bool]) -> list[str]:
+    """URNs of the resources whose type ``pick`` accepts, each followed by all its descendants."""
     children: dict[str, list[str]] = {}
     for res in resources:
         if res.get("parent"):
@@ -618,10 +673,42 @@ def first_targets(resources: list[dict[str, Any]]) -> list[str]:
             add(child)
 
     for res in resources:
-        rtype = res.get("type", "")
-        if rtype.startswith(WORKLOAD_TYPE_PREFIX) or NODEPOOL_TYPE_RE.match(rtype):
+        if pick(res.get("type", "")):
             add(res["urn"])
     return picked
+
+
+def _is_workload(rtype: str) -> bool:
+    return rtype.startswith(WORKLOAD_TYPE_PREFIXES)
+
+
+def _is_nodepool(rtype: str) -> bool:
+    return bool(NODEPOOL_TYPE_RE.match(rtype))
+
+
+def first_targets(resources: list[dict[str, Any]]) -> list[str]:
+    """URNs destroyed first without Rook-Ceph: workload components with all their descendants,
+    and NodePools."""
+    return _subtrees(resources, lambda t: _is_workload(t) or _is_nodepool(t))
+
+
+def workload_targets(resources: list[dict[str, Any]]) -> list[str]:
+    """The workload components with all their descendants."""
+    return _subtrees(resources, _is_workload)
+
+
+def storage_targets(resources: list[dict[str, Any]]) -> list[str]:
+    """The Rook-Ceph component with all its descendants (CephCluster, pools, StorageClasses...)."""
+    return _subtrees(resources, lambda t: t == STORAGE_TYPE)
+
+
+def nodepool_targets(resources: list[dict[str, Any]]) -> list[str]:
+    return _subtrees(resources, _is_nodepool)
+
+
+def rook_enabled(cfg: Any) -> bool:
+    """``addons.rookCeph.enabled`` of the stack's config (False when the config has no add-ons)."""
+    return bool(getattr(getattr(getattr(cfg, "addons", None), "rook_ceph", None), "enabled", False))
 
 
 def _managed(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -735,7 +822,7 @@ def run_teardown(
     mode = "DRY RUN: " if dry_run else ""
     out(f"teardown: {mode}stack '{stack}', cluster '{cluster}', region {region}")
     try:
-        return _run_steps(stack, cluster, region, session=session, project_dir=project_dir,
+        return _run_steps(stack, cluster, region, cfg=cfg, session=session, project_dir=project_dir,
                           dry_run=dry_run, yes=yes, sweep_only=sweep_only, ops=ops,
                           confirm=confirm, out=out, node_timeout=node_timeout,
                           node_poll=node_poll, sweep_fn=sweep_fn)
@@ -748,12 +835,23 @@ def run_teardown(
         return 1
 
 
-def _run_steps(stack: str, cluster: str, region: str, *, session: Any, project_dir: Path,
+def _storage_teardown_reference(cfg: Any) -> list[str]:
+    """components/storage.py's own description of a safe storage teardown (for --dry-run)."""
+    try:
+        from components.storage import teardown_steps
+    except ImportError:  # pragma: no cover - the component ships with this repository
+        return []
+    return teardown_steps(cfg)
+
+
+def _run_steps(stack: str, cluster: str, region: str, *, cfg: Any, session: Any, project_dir: Path,
                dry_run: bool, yes: bool, sweep_only: bool, ops: StackOps | None,
                confirm: Callable[[str], str], out: Callable[[str], None], node_timeout: float,
                node_poll: float, sweep_fn: Callable[..., list[str]]) -> int:
 
     failed = False
+    release_data = False  # whether this run set storage.destroyData (and must remove it again)
+    total = 4
     if not sweep_only:
         if ops is None:
             ops = AutomationStackOps(stack, project_dir, out=out)
@@ -764,53 +862,94 @@ def _run_steps(stack: str, cluster: str, region: str, *, session: Any, project_d
             if not dry_run:
                 return 1
             resources, failed = [], True
-        targets = first_targets(resources)
         managed = _managed(resources)
+        ceph = storage_targets(resources) if rook_enabled(cfg) else []
+        if not rook_enabled(cfg):
+            out("storage: Rook-Ceph is not enabled in this stack's config: no storage.destroyData step")
+        elif not ceph:
+            out("storage: Rook-Ceph is enabled but none of its resources are in the stack's state: "
+                "no storage.destroyData step")
+        total = 6 if ceph else 4
+        n = iter(range(1, total + 1))
+
+        def step() -> str:
+            return f"step {next(n)}/{total}"
+
+        if ceph:
+            plan: list[tuple[str, list[str]]] = [
+                ("workload and Rook-Ceph", _unique(workload_targets(resources) + ceph)),
+                ("NodePool", nodepool_targets(resources))]
+        else:
+            plan = [("workload/NodePool", first_targets(resources))]
+
         if dry_run:
-            out(f"step 1/4: would destroy {len(targets)} workload/NodePool resource(s) "
-                "(with dependents):")
-            for urn in targets:
-                out(f"  {urn}")
+            if ceph:
+                out(f"{step()}: would set {DESTROY_DATA_KEY}=true (Automation API set_config, path=True) "
+                    f"and run `pulumi up` on the {len(ceph)} Rook-Ceph resource(s): CephCluster cleanupPolicy, "
+                    "force-deletion of the block pool (as components/storage.py teardown_steps):")
+                for line in _storage_teardown_reference(cfg):
+                    out(f"    {line}")
+            for what, urns in plan:
+                out(f"{step()}: would destroy {len(urns)} {what} resource(s) (with dependents):")
+                for urn in urns:
+                    out(f"  {urn}")
             live = karpenter_instances(session, cluster)
-            out(f"step 2/4: would wait up to {node_timeout:.0f}s for {len(live)} Karpenter "
+            out(f"{step()}: would wait up to {node_timeout:.0f}s for {len(live)} Karpenter "
                 f"instance(s) to terminate{': ' + ', '.join(live) if live else ''}")
-            out(f"step 3/4: would destroy the remaining {len(managed)} resource(s) of the stack")
+            out(f"{step()}: would destroy the remaining {len(managed)} resource(s) of the stack"
+                + (f", then remove {DESTROY_DATA_KEY} from the stack's config" if ceph else ""))
         else:
             if not yes:
                 try:
                     answer = confirm(f"Destroy stack '{stack}' (cluster '{cluster}', "
-                                     f"{len(managed)} resources) and sweep its orphans? "
-                                     f"Type the stack name to confirm: ")
+                                     f"{len(managed)} resources{', Ceph data included' if ceph else ''}) "
+                                     f"and sweep its orphans? Type the stack name to confirm: ")
                 except EOFError:
                     answer = ""
                 if answer.strip() != short_stack_name(stack):
                     out("teardown: aborted (confirmation did not match)")
                     return 1
-            if targets:
-                out(f"step 1/4: destroying {len(targets)} workload/NodePool resource(s)")
+            if ceph:
+                label = step()
+                out(f"{label}: releasing Ceph's data: {DESTROY_DATA_KEY}=true and `pulumi up` of "
+                    f"{len(ceph)} Rook-Ceph resource(s)")
                 try:
-                    ops.destroy(targets)
-                except Exception as exc:  # noqa: BLE001 - the full destroy and sweep follow
-                    out(f"step 1/4: targeted destroy failed, continuing: {exc}")
-            else:
-                out("step 1/4: no workloads or NodePools in the stack")
-            out(f"step 2/4: waiting up to {node_timeout:.0f}s for Karpenter instances to go")
+                    ops.set_config(DESTROY_DATA_KEY, "true", path=True)
+                    release_data = True
+                    ops.up(ceph)
+                except Exception as exc:  # noqa: BLE001 - destroying now would hang on Rook's finalizers
+                    out(f"{label}: failed ({exc}); nothing was destroyed. Fix it and run the teardown "
+                        f"again, or undo with `pulumi config rm --path storage.destroyData`")
+                    return 1
+            for what, urns in plan:
+                label = step()
+                if urns:
+                    out(f"{label}: destroying {len(urns)} {what} resource(s)")
+                    try:
+                        ops.destroy(urns)
+                    except Exception as exc:  # noqa: BLE001 - the full destroy and sweep follow
+                        out(f"{label}: targeted destroy failed, continuing: {exc}")
+                else:
+                    out(f"{label}: no {what} resources in the stack")
+            label = step()
+            out(f"{label}: waiting up to {node_timeout:.0f}s for Karpenter instances to go")
             left = wait_for_nodes_gone(session, cluster, timeout=node_timeout, poll=node_poll)
             if left:
-                out(f"step 2/4: {len(left)} instance(s) still live, the sweep will terminate "
+                out(f"{label}: {len(left)} instance(s) still live, the sweep will terminate "
                     f"them: {', '.join(left)}")
-            out("step 3/4: destroying the stack")
+            label = step()
+            out(f"{label}: destroying the stack")
             try:
                 ops.destroy(None)
             except Exception as exc:  # noqa: BLE001
-                out(f"step 3/4: destroy failed ({exc}); sweeping orphans and retrying once")
+                out(f"{label}: destroy failed ({exc}); sweeping orphans and retrying once")
                 swept = sweep_fn(session, cluster, dry_run=False)
                 for item in swept:
                     out(f"  deleted {item}")
                 try:
                     ops.destroy(None)
                 except Exception as exc2:  # noqa: BLE001
-                    out(f"step 3/4: destroy failed again: {exc2}")
+                    out(f"{label}: destroy failed again: {exc2}")
                     failed = True
     elif not dry_run and not yes:
         try:
@@ -824,10 +963,25 @@ def _run_steps(stack: str, cluster: str, region: str, *, session: Any, project_d
 
     verb = "would delete" if dry_run else "deleted"
     items = sweep_fn(session, cluster, dry_run=dry_run)
-    out(f"step 4/4: sweep {verb} {len(items)} resource(s)")
+    out(f"step {total}/{total}: sweep {verb} {len(items)} resource(s)")
     for item in items:
         out(f"  {item}")
+    if release_data:
+        if failed:
+            out(f"storage: {DESTROY_DATA_KEY} stays true while the stack still has resources; run the "
+                "teardown again (or `pulumi config rm --path storage.destroyData` before a `pulumi up`)")
+        else:
+            try:
+                ops.remove_config(DESTROY_DATA_KEY, path=True)
+                out(f"storage: removed {DESTROY_DATA_KEY} from the stack's config again")
+            except Exception as exc:  # noqa: BLE001 - the stack is gone; say what is left to do
+                out(f"storage: could not remove {DESTROY_DATA_KEY} ({exc}); run "
+                    "`pulumi config rm --path storage.destroyData` before the next `pulumi up`")
     return 1 if failed else 0
+
+
+def _unique(urns: list[str]) -> list[str]:
+    return list(dict.fromkeys(urns))
 
 
 def build_parser() -> argparse.ArgumentParser:

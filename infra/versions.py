@@ -32,6 +32,9 @@ CHARTS: dict[str, Chart] = {
     # The chart is published with the operator's release tag as its version.
     "ceph_csi_drivers": Chart("ceph-csi-drivers", "1.0.4", "https://ceph.github.io/ceph-csi-operator", "rook-ceph"),
     "monitoring": Chart("kube-prometheus-stack", "82.18.0", "https://prometheus-community.github.io/helm-charts", "monitoring"),
+    # AWS Load Balancer Controller (app v3.5.0, kubernetes-sigs/aws-load-balancer-controller tag v3.5.0); its
+    # IAM policy for that tag is vendored in components/data/aws-load-balancer-controller/.
+    "load_balancer_controller": Chart("aws-load-balancer-controller", "3.5.0", "https://aws.github.io/eks-charts", "kube-system"),
 }
 
 
@@ -64,6 +67,7 @@ EKS_ADDONS: dict[str, str | None] = {
     "eks-pod-identity-agent": None,
     "aws-ebs-csi-driver": None,
     "snapshot-controller": None,
+    "metrics-server": None,  # EKS community add-on
 }
 
 # Karpenter EC2NodeClass AMI aliases: pinned, never @latest (latest has shipped regressed AMIs).

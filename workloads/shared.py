@@ -45,6 +45,9 @@ def namespace_manifest(name: str = NAMESPACE) -> dict[str, Any]:
             "pod-security.kubernetes.io/enforce-version": "latest",
             "pod-security.kubernetes.io/audit": "restricted",
             "pod-security.kubernetes.io/warn": "restricted",
+            # The AWS Load Balancer Controller injects readiness gates here, so a rolling update never takes
+            # an old serving pod out before its replacement is registered behind the ALB/NLB.
+            "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
         }},
     }
 

@@ -45,7 +45,7 @@ def load_crds(crd_dir: Path) -> dict[tuple[str, str], CrdVersion]:
 def _load(crd_dir: str) -> tuple[tuple[tuple[str, str], CrdVersion], ...]:
     out = {}
     for path in sorted(Path(crd_dir).rglob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yaml.load_all(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
             spec = doc["spec"]

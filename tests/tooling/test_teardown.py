@@ -425,13 +425,15 @@ RESOURCES = [
 
 
 class FakeOps:
-    def __init__(self, log, fail_full_destroy=0):
+    def __init__(self, log, fail_full_destroy=0, resources=None, fail_up=False):
         self.log = log
         self.fail_full_destroy = fail_full_destroy
+        self._resources = RESOURCES if resources is None else resources
+        self.fail_up = fail_up
 
     def resources(self):
         self.log.append("resources")
-        return RESOURCES
+        return self._resources
 
     def destroy(self, targets=None):
         self.log.append(("destroy", tuple(targets) if targets is not None else None))
@@ -439,8 +441,19 @@ class FakeOps:
             self.fail_full_destroy -= 1
             raise RuntimeError("DependencyViolation: vpc has dependencies")
 
+    def set_config(self, key, value, *, path=False):
+        self.log.append(("set_config", key, value, path))
 
-def run(log, *, config=None, stack="dev", fail=0, polls=1, **kw):
+    def remove_config(self, key, *, path=False):
+        self.log.append(("remove_config", key, path))
+
+    def up(self, targets=None):
+        self.log.append(("up", tuple(targets) if targets is not None else None))
+        if self.fail_up:
+            raise RuntimeError("CephCluster update failed")
+
+
+def run(log, *, config=None, stack="dev", fail=0, polls=1, resources=None, fail_up=False, **kw):
     out: list[str] = []
 
     def fake_sweep(session, cluster, *, dry_run):
@@ -448,7 +461,7 @@ def run(log, *, config=None, stack="dev", fail=0, polls=1, **kw):
         return ["i-1", "sg-1"]
 
     rc = teardown.run_teardown(
-        stack, region=kw.pop("region", REGION), ops=FakeOps(log, fail),
+        stack, region=kw.pop("region", REGION), ops=FakeOps(log, fail, resources, fail_up),
         session=FakeSession(log, polls), load_config=lambda st, d: config or cfg(),
         sweep_fn=fake_sweep, out=out.append, node_poll=0, **kw)
     return rc, out
@@ -604,3 +617,179 @@ def test_real_missing_stack_is_a_config_refusal(aws_env):
     rc = teardown.run_teardown("nosuchstack", region=REGION, ops=FakeOps([]),
                                session=FakeSession([]), out=out.append, yes=True)
     assert rc == 2 and "does not exist" in out[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Rook-Ceph: release the data (storage.destroyData) before anything is destroyed
+# --------------------------------------------------------------------------------------------
+
+CEPH = [
+    {"urn": "urn:storage", "type": "eks-ml-platform:storage:RookCeph"},
+    {"urn": "urn:ceph-operator", "type": "kubernetes:helm.sh/v3:Release", "parent": "urn:storage"},
+    {"urn": "urn:ceph-cluster", "type": "kubernetes:ceph.rook.io/v1:CephCluster", "parent": "urn:storage"},
+    {"urn": "urn:ceph-pool", "type": "kubernetes:ceph.rook.io/v1:CephBlockPool", "parent": "urn:storage"},
+    {"urn": "urn:ceph-sc", "type": "kubernetes:storage.k8s.io/v1:StorageClass", "parent": "urn:storage"},
+    {"urn": "urn:mon", "type": "eks-ml-platform:monitoring:Monitoring"},
+    {"urn": "urn:mon-release", "type": "kubernetes:helm.sh/v3:Release", "parent": "urn:mon"},
+]
+RESOURCES_CEPH = RESOURCES + CEPH
+CEPH_URNS = ("urn:storage", "urn:ceph-operator", "urn:ceph-cluster", "urn:ceph-pool", "urn:ceph-sc")
+WORKLOAD_URNS = ("urn:sent", "urn:sent-deploy", "urn:sent-svc", "urn:train", "urn:train-job")
+NODEPOOL_URNS = ("urn:np-cpu", "urn:np-gpu")
+KEY = "eks-ml-platform:storage.destroyData"
+
+
+def rook_cfg(enabled=True, **over):
+    return cfg(stack="dev", addons=SimpleNamespace(rook_ceph=SimpleNamespace(enabled=enabled)), **over)
+
+
+def test_rook_release_data_then_workloads_then_nodepools(aws_env):
+    log: list = []
+    rc, out = run(log, config=rook_cfg(), resources=RESOURCES_CEPH, yes=True)
+    assert rc == 0, out
+    calls = [c for c in log if c != "ec2:describe_instances"]
+    assert calls == [
+        "resources",
+        ("set_config", KEY, "true", True),          # pulumi config set --path ... true
+        ("up", CEPH_URNS),                           # applies cleanupPolicy + force deletion, Ceph only
+        ("destroy", WORKLOAD_URNS + CEPH_URNS),      # consumers, PVCs, pools, CephCluster, operator
+        ("destroy", NODEPOOL_URNS),                  # only now do Karpenter's nodes go
+        ("destroy", None),
+        ("sweep", CLUSTER, False),
+        ("remove_config", KEY, True),                # never left set for the next `pulumi up`
+    ]
+    # the nodes are awaited between the NodePools' destroy and the full destroy
+    i_pools, i_full = log.index(("destroy", NODEPOOL_URNS)), log.index(("destroy", None))
+    assert log[i_pools + 1:i_full] == ["ec2:describe_instances"] * 2
+    text = "\n".join(out)
+    for i in range(1, 7):
+        assert f"step {i}/6" in text
+    assert "removed eks-ml-platform:storage.destroyData" in text
+
+
+def test_rook_disabled_skips_the_data_step_and_says_so(aws_env):
+    log: list = []
+    rc, out = run(log, config=rook_cfg(enabled=False), resources=RESOURCES_CEPH, yes=True)
+    assert rc == 0
+    assert not [c for c in log if isinstance(c, tuple) and c[0] in ("set_config", "up", "remove_config")]
+    assert [c for c in log if isinstance(c, tuple) and c[0] == "destroy"][0] == (
+        "destroy", tuple(teardown.first_targets(RESOURCES_CEPH)))
+    assert any("Rook-Ceph is not enabled" in line and "destroyData" in line for line in out)
+    assert "step 4/4" in "\n".join(out)
+
+
+def test_rook_enabled_but_absent_from_the_state_skips_it(aws_env):
+    log: list = []
+    rc, out = run(log, config=rook_cfg(), yes=True)  # RESOURCES: no RookCeph component
+    assert rc == 0
+    assert not [c for c in log if isinstance(c, tuple) and c[0] in ("set_config", "up")]
+    assert any("none of its resources are in the stack's state" in line for line in out)
+
+
+def test_rook_dry_run_prints_every_step_and_changes_nothing(aws_env):
+    log: list = []
+    rc, out = run(log, config=rook_cfg(), resources=RESOURCES_CEPH, dry_run=True)
+    assert rc == 0
+    assert not [c for c in log if isinstance(c, tuple) and c[0] in ("set_config", "up", "remove_config", "destroy")]
+    assert ("sweep", CLUSTER, True) in log
+    text = "\n".join(out)
+    order = [text.index(f"step {i}/6") for i in range(1, 7)]
+    assert order == sorted(order)
+    step1 = text[order[0]:order[1]]
+    assert KEY in step1 and "path=True" in step1 and "5 Rook-Ceph resource(s)" in step1
+    # components/storage.py's own teardown_steps(cfg), printed as the reference
+    assert "pulumi config set --path storage.destroyData true --stack dev" in step1
+    assert "urn:ceph-cluster" in text[order[1]:order[2]] and "urn:sent-deploy" in text[order[1]:order[2]]
+    assert "urn:np-cpu" in text[order[2]:order[3]] and "urn:ceph-cluster" not in text[order[2]:order[3]]
+
+
+def test_a_failed_destroy_data_step_destroys_nothing(aws_env):
+    log: list = []
+    rc, out = run(log, config=rook_cfg(), resources=RESOURCES_CEPH, fail_up=True, yes=True)
+    assert rc == 1
+    assert not [c for c in log if isinstance(c, tuple) and c[0] in ("destroy", "sweep")]
+    assert any("nothing was destroyed" in line for line in out)
+
+
+def test_a_failed_destroy_keeps_destroy_data_for_the_rerun(aws_env):
+    log: list = []
+    rc, out = run(log, config=rook_cfg(), resources=RESOURCES_CEPH, fail=2, yes=True)
+    assert rc == 1
+    assert not [c for c in log if isinstance(c, tuple) and c[0] == "remove_config"]
+    assert any("stays true" in line for line in out)
+
+
+def test_automation_stack_ops_sets_the_structured_key_by_path():
+    import inspect
+
+    from pulumi import automation as auto
+
+    # The pinned SDK takes path= on set_config/remove_config, and target= on up.
+    assert "path" in inspect.signature(auto.Stack.set_config).parameters
+    assert "path" in inspect.signature(auto.Stack.remove_config).parameters
+    assert "target" in inspect.signature(auto.Stack.up).parameters
+
+    calls = []
+
+    class FakeStack:
+        def set_config(self, key, value, *, path=False):
+            calls.append(("set_config", key, value, path))
+
+        def remove_config(self, key, *, path=False):
+            calls.append(("remove_config", key, path))
+
+        def up(self, **kw):
+            calls.append(("up", kw.get("target")))
+
+    ops = teardown.AutomationStackOps("dev", teardown.Path("."), out=lambda m: None)
+    ops._stack = FakeStack()
+    ops.set_config(KEY, "true", path=True)
+    ops.up(["urn:ceph-cluster"])
+    ops.remove_config(KEY, path=True)
+    assert calls[0][0] == "set_config" and calls[0][1] == KEY and calls[0][3] is True
+    assert isinstance(calls[0][2], auto.ConfigValue) and calls[0][2].value == "true" and not calls[0][2].secret
+    assert calls[1:] == [("up", ["urn:ceph-cluster"]), ("remove_config", KEY, True)]
+
+
+def test_destroy_data_key_is_the_storage_config_field():
+    """What `pulumi config set --path eks-ml-platform:storage.destroyData true` writes (a boolean
+    inside the structured key) turns on the CephCluster's cleanupPolicy."""
+    from components import storage
+    from infra.config import from_flat, merged_stack_config
+
+    project = teardown.Path(teardown.__file__).resolve().parents[1]
+    flat = merged_stack_config("dev", project)
+    ns, _, path = KEY.partition(":")
+    top, _, field = path.partition(".")
+    assert teardown.DESTROY_DATA_KEY == KEY and field == "destroyData"
+    flat[f"{ns}:{top}"] = {**(flat.get(f"{ns}:{top}") or {}), field: True}
+    cfg_dev = from_flat(flat, stack="dev")
+    assert cfg_dev.storage.destroy_data is True
+    spec = storage.ceph_cluster_spec(cfg_dev)
+    assert spec["cleanupPolicy"]["confirmation"] == "yes-really-destroy-data"
+    assert storage.pool_metadata(cfg_dev)["annotations"][storage.FORCE_DELETION_ANNOTATION] == "true"
+    assert any("storage.destroyData true" in line for line in storage.teardown_steps(cfg_dev))
+
+
+def test_targets_match_the_rendered_stack(dev):
+    """The type tokens the teardown looks for are the ones the program registers."""
+    resources = [{"urn": s["newState"]["urn"], "type": s["newState"]["type"],
+                  "parent": s["newState"].get("parent")} for s in dev.preview["steps"]]
+    types = {r["urn"]: r["type"] for r in resources}
+
+    def kinds(urns):
+        return {types[u] for u in urns}
+
+    workloads = teardown.workload_targets(resources)
+    assert {"eks-ml-platform:workloads:WorkloadStorage", "eks-ml-platform:sentiment:SentimentServing",
+            "eks-ml-platform:training:TrainingWorkload", "kubernetes:apps/v1:Deployment",
+            "kubernetes:kubeflow.org/v1:PyTorchJob", "kubernetes:core/v1:PersistentVolumeClaim",
+            "kubernetes:core/v1:Namespace"} <= kinds(workloads)
+    assert "eks-ml-platform:training_operator:TrainingOperator" not in kinds(workloads)
+    ceph = teardown.storage_targets(resources)
+    assert {"kubernetes:ceph.rook.io/v1:CephCluster", "kubernetes:ceph.rook.io/v1:CephBlockPool",
+            "kubernetes:ceph.rook.io/v1:CephFilesystem", "kubernetes:helm.sh/v3:Release"} <= kinds(ceph)
+    pools = teardown.nodepool_targets(resources)
+    assert kinds(pools) == {"kubernetes:karpenter.sh/v1:NodePool"} and len(pools) == 3
+    assert not set(pools) & set(ceph) and not set(workloads) & set(ceph)
+    assert set(teardown.first_targets(resources)) == set(workloads) | set(pools)

@@ -34,8 +34,12 @@ def test_defaults_are_sane_for_dev():
 
 
 def test_prod_derives_ha_settings():
-    cfg = parse_config({"environment": "prod", "cluster": PROD_ADMIN, "vpc": {"azCount": 3}}, stack="prod")
+    cfg = parse_config({"environment": "prod", "cluster": PROD_ADMIN}, stack="prod")
     assert cfg.nat_mode == "perAz" and cfg.ceph_replicas == 3 and cfg.ceph_failure_domain == "zone"
+    assert cfg.vpc.az_count == 3  # Ceph size 3 across zones needs 3 AZs
+    two = parse_config({"environment": "prod", "cluster": PROD_ADMIN, "vpc": {"azCount": 2},
+                        "storage": {"failureDomain": "host"}}, stack="prod")
+    assert two.vpc.az_count == 2
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -120,3 +124,16 @@ def test_stack_file_overrides_project_defaults(tmp_path):
     (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  eks-ml-platform:protect: false\n")
     cfg = load_stack_config("dev", tmp_path)
     assert cfg.region == "eu-west-1" and cfg.protect is False
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"storage": {"osdCount": 1}}, "eks-ml-platform:storage.osdCount: 1 OSDs cannot hold 2 replicas"),
+    ({"storage": {"failureDomain": "zone", "replicas": 3}, "vpc": {"azCount": 2}},
+     "eks-ml-platform:storage.failureDomain: zone needs at least 3 AZs for 3 replicas; vpc.azCount is 2"),
+    ({"nodePools": [{"name": "cpu", "instanceFamilies": ["m6i"], "capacityTypes": ["spot"], "limits": {"cpu": 8}}],
+      "training": {"enabled": False}, "serving": {"enabled": False}},
+     "eks-ml-platform:nodePools: Rook-Ceph runs on on-demand nodes of an untainted pool"),
+])
+def test_ceph_layouts_that_never_get_healthy_are_refused(raw, expected):
+    found = problems(raw)
+    assert any(p.startswith(expected) for p in found), found

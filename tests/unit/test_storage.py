@@ -37,7 +37,7 @@ def test_pool_layout_per_environment(env, size, domain):
 
 
 def test_pool_settings_follow_config_overrides():
-    cfg = cfg_for("dev", storage={"replicas": 3, "failureDomain": "zone", "osdCount": 3})
+    cfg = cfg_for("dev", storage={"replicas": 3, "failureDomain": "zone", "osdCount": 3}, vpc={"azCount": 3})
     assert st.block_pool_spec(cfg)["replicated"]["size"] == 3
     assert st.block_pool_spec(cfg)["failureDomain"] == "zone"
     single = cfg_for("dev", storage={"replicas": 1})

@@ -222,6 +222,7 @@ def create_app(settings: Optional[Settings] = None):
 
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
     from starlette.responses import Response
     from starlette.routing import Route
 
@@ -255,6 +256,8 @@ def create_app(settings: Optional[Settings] = None):
             texts, single = parse_payload(body, settings)
         except BadRequest as exc:
             return error(exc.status, exc.message, exc.detail)
+        except ClientDisconnect:
+            return error(400, "client disconnected before sending the whole body")
         batcher = state.batcher
         if not state.ready or batcher is None:
             metrics.rejected_total.labels("not_ready").inc()
@@ -380,7 +383,22 @@ def run_server(settings: Settings, sockets=None) -> int:
         server.should_exit = True
 
     state.on_fatal = fatal
+
+    def late_signal(sig, frame):  # before uvicorn takes the signals over, and after it gives them back
+        if not server.started and not state.draining:
+            server.handle_exit(sig, frame)
+        else:
+            log.info("signal %s: already shutting down", sig)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, late_signal)  # a repeated SIGTERM while exiting must not kill the process
     server.run(sockets=sockets)
+    if threading.current_thread() is threading.main_thread():
+        # Exiting now. SIG_IGN (unlike a Python handler) survives interpreter finalization, so a
+        # repeated SIGTERM cannot turn a clean exit 0 into death by signal.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
     return 1 if state.load_error is not None else 0
 
 
@@ -434,6 +452,8 @@ def run_workers(settings: Settings) -> int:
             if p.exitcode not in (0, None):
                 code = code or 1
         sock.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # exiting: see run_server
     return code
 
 
@@ -451,11 +471,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.workers > 1:
+        created = None
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             import tempfile
 
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentiment-prom-")
-        return run_workers(settings)
+            created = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentiment-prom-")
+        try:
+            return run_workers(settings)
+        finally:
+            if created:
+                import shutil
+
+                shutil.rmtree(created, ignore_errors=True)
     return run_server(settings)
 
 
