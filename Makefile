@@ -35,7 +35,7 @@ check: deps
 
 ## The whole suite (what CI runs)
 test: deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: deps
 	$(PY) bench/train_bench.py --out bench/results/train.json

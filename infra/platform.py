@@ -176,4 +176,8 @@ class Platform(pulumi.ComponentResource):
             "vpcId": self.network.vpc_id,
             "privateSubnetIds": self.network.private_subnet_ids,
         }
+        if "serving" in self.addons:
+            self.outputs["servingEndpoint"] = self.addons["serving"].endpoint  # in-cluster URL of POST /analyze
+        if "monitoring" in self.addons:
+            self.outputs["grafanaAdminPassword"] = pulumi.Output.secret(self.addons["monitoring"].grafana_admin_password)
         self.register_outputs(self.outputs)

@@ -156,6 +156,10 @@ def summarize(cfg: PlatformConfig, preview: dict[str, Any], manifests: list) -> 
         lines += ["", "Helm releases (pinned):"]
         lines += [f"  {r['inputs'].get('name', '?'):<28} {r['inputs'].get('chart', '?')} {r['inputs'].get('version', '?')}"
                   for r in sorted(releases, key=lambda r: r["inputs"].get("name", ""))]
+    from infra.versions import MANIFESTS
+
+    lines += ["", "Vendored manifests (pinned):"]
+    lines += [f"  {name:<28} {v.repo} {v.tag} ({v.path})" for name, v in sorted(MANIFESTS.items())]
     pools = [m for _, m in manifests if m.get("kind") == "NodePool"]
     if pools:
         lines += ["", "Karpenter NodePools:"]

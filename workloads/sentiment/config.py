@@ -29,7 +29,8 @@ ENV_DOC = {
     "CPU_QUANTIZE": ("auto", "auto | none | dynamic-int8. CPU only. auto = dynamic-int8: measured 1.5x the "
                      "server throughput of fp32 on 2 cores, for 1-3 points of accuracy on the sample eval set; "
                      "int8 scores also shift slightly with batch composition. none = fp32, exact scores."),
-    "TORCH_THREADS": ("0", "torch intra-op threads on CPU; 0 = number of usable cores."),
+    "TORCH_THREADS": ("0", "torch intra-op threads on CPU; 0 = usable cores - 1 (at least 1), leaving a core to "
+                      "the event loop: 2 threads on 2 busy cores measured 5x slower than 1."),
     "MAX_BATCH_SIZE": ("32", "Largest number of texts run in one forward pass."),
     "MAX_BATCH_WAIT_MS": ("5", "How long the batcher waits for more requests after the first one arrives "
                           "(only when the model is idle; under load batches form while the previous one runs)."),

