@@ -46,12 +46,20 @@ def test_dependencies_include_implicit_edges(dev):
 
 
 def test_cli_writes_files_and_summary(tmp_path):
+    import resource
+
     out = tmp_path / "dev"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = run_cli("render", "--stack", "dev", "--out", str(out))
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert proc.returncode == 0, proc.stderr
-    assert wall < 10, f"render took {wall:.1f}s"
+    # The budget is 10 s wall on an idle 2-core machine. The render is single-threaded, so its CPU time is
+    # that wall time without the noise of other tests running beside it (xdist); wall is a looser backstop.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu < 10, f"render used {cpu:.1f}s of CPU ({wall:.1f}s wall)"
+    assert wall < 60, f"render took {wall:.1f}s wall"
     preview = json.loads((out / "preview.json").read_text())
     assert preview["changeSummary"]["create"] > 30
     assert "Resources per component:" in proc.stdout and "stack dev (dev)" in proc.stdout

@@ -595,7 +595,7 @@ def test_real_prod_and_staging_are_refused(aws_env, stack):
 def test_real_dev_dry_run_uses_its_cluster_name(aws_env):
     from infra.config import load_stack_config
 
-    cfg_dev = load_stack_config("dev", teardown.Path(teardown.__file__).resolve().parents[1])
+    cfg_dev = load_stack_config("dev", teardown.Path(teardown.__file__).resolve().parents[2])
     assert cfg_dev.ephemeral and not cfg_dev.protect and cfg_dev.environment == "dev"
     log: list = []
     out: list[str] = []
@@ -757,7 +757,7 @@ def test_destroy_data_key_is_the_storage_config_field():
     from components import storage
     from infra.config import from_flat, merged_stack_config
 
-    project = teardown.Path(teardown.__file__).resolve().parents[1]
+    project = teardown.Path(teardown.__file__).resolve().parents[2]
     flat = merged_stack_config("dev", project)
     ns, _, path = KEY.partition(":")
     top, _, field = path.partition(".")

@@ -37,3 +37,13 @@ def test_every_top_level_key_is_documented():
     keys = [f.alias or n for n, f in PlatformConfig.model_fields.items() if n != "stack"]
     assert [k for k in keys if k not in DESCRIPTIONS] == []
     assert len(list(rows())) > len(keys)
+
+
+def test_readme_states_the_current_dev_idle_cost():
+    """The README's dev idle figure is what `python -m infra cost --stack dev` computes today."""
+    from infra import cost
+    from infra.config import load_stack_config
+
+    est = cost.estimate(load_stack_config("dev", REPO))
+    row = f"| dev | ${est['idle_usd_per_hour']:.2f}/h | ~${est['idle_usd_per_hour'] * 730:,.0f} |"
+    assert row in README.read_text(), f"update the README cost table: {row}"

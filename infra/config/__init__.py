@@ -1,0 +1,107 @@
+"""Stack configuration: one validated ``PlatformConfig``.
+
+This package validates data and nothing else: it imports no resource module, so the
+CLI, the cost estimator and the teardown guard can read a stack's settings without
+building a Pulumi program.
+
+Config keys are camelCase in ``Pulumi.<stack>.yaml`` (``eks-ml-platform:cluster`` with
+``version: "1.34"``). Every user mistake becomes one line that names the key, e.g.
+``eks-ml-platform:cluster.version: 1.19 is not supported; use 1.30-1.36``.
+
+Modules: ``base`` (ConfigError, the model base, shared regexes and quantity helpers),
+``cluster``, ``network``, ``node_pools``, ``addons`` (add-ons, storage, monitoring),
+``training``, ``serving``, ``platform`` (PlatformConfig and the cross checks) and
+``loading`` (reading stack files, error formatting). Every name is re-exported here, so
+``from infra.config import ...`` works as it did when this was one module.
+"""
+from __future__ import annotations
+
+from infra.config.addons import AddonsConfig, AddonToggle, MonitoringConfig, StorageConfig
+from infra.config.base import (
+    CPU_QUANTITY_RE,
+    DNS_LABEL_RE,
+    IMAGE_RE,
+    PROJECT,
+    QUANTITY_RE,
+    _MEM_UNITS,
+    ConfigError,
+    _camel,
+    _cidr,
+    _Model,
+    cpu_millis,
+    memory_bytes,
+)
+from infra.config.cluster import (
+    DEFAULT_K8S,
+    LOG_TYPES,
+    SUPPORTED_K8S,
+    AdminPrincipal,
+    ClusterConfig,
+    EndpointConfig,
+    SystemNodesConfig,
+)
+from infra.config.loading import (
+    SECRET_KEYS,
+    _camel_fields,
+    _format_errors,
+    _loc_text,
+    _model_at,
+    _unwrap_model,
+    from_flat,
+    load_from_pulumi,
+    load_stack_config,
+    merged_stack_config,
+    parse_config,
+    project_defaults,
+    read_stack_file,
+    split_stack_config,
+)
+from infra.config.network import VpcConfig
+from infra.config.node_pools import (
+    AMI_ALIAS_RE,
+    ARM64_ONLY_FAMILIES,
+    DURATION_RE,
+    INF1_SIZES,
+    NEURON_FAMILIES,
+    NVIDIA_FAMILIES,
+    DisruptionBudget,
+    NodePoolConfig,
+    PoolLimits,
+    cpu_pool,
+    default_node_pools,
+)
+from infra.config.platform import AWS_REGION_RE, PlatformConfig, _CrossProblems
+from infra.config.serving import (
+    ACM_ARN_RE,
+    HOSTNAME_RE,
+    SERVING_DEVICE_ACCELERATOR,
+    ServingConfig,
+    ServingIngressConfig,
+    ServingResources,
+    serving_problems,
+)
+from infra.config.training import (
+    _CRON_FIELDS,
+    _CRON_NAMES,
+    CRON_MACROS,
+    HF_URI_RE,
+    S3_URI_RE,
+    TIME_ZONE_RE,
+    TrainingConfig,
+    TrainingDatasetConfig,
+    cron_problem,
+    training_problems,
+)
+
+__all__ = [
+    "ACM_ARN_RE", "AMI_ALIAS_RE", "ARM64_ONLY_FAMILIES", "AWS_REGION_RE", "AddonToggle", "AddonsConfig",
+    "AdminPrincipal", "CPU_QUANTITY_RE", "CRON_MACROS", "ClusterConfig", "ConfigError", "DEFAULT_K8S",
+    "DNS_LABEL_RE", "DURATION_RE", "DisruptionBudget", "EndpointConfig", "HF_URI_RE", "HOSTNAME_RE", "IMAGE_RE",
+    "INF1_SIZES", "LOG_TYPES", "MonitoringConfig", "NEURON_FAMILIES", "NVIDIA_FAMILIES", "NodePoolConfig",
+    "PROJECT", "PlatformConfig", "PoolLimits", "QUANTITY_RE", "S3_URI_RE", "SECRET_KEYS",
+    "SERVING_DEVICE_ACCELERATOR", "SUPPORTED_K8S", "ServingConfig", "ServingIngressConfig", "ServingResources",
+    "StorageConfig", "SystemNodesConfig", "TIME_ZONE_RE", "TrainingConfig", "TrainingDatasetConfig", "VpcConfig",
+    "cpu_millis", "cpu_pool", "cron_problem", "default_node_pools", "from_flat", "load_from_pulumi",
+    "load_stack_config", "memory_bytes", "merged_stack_config", "parse_config", "project_defaults",
+    "read_stack_file", "serving_problems", "split_stack_config", "training_problems",
+]

@@ -1,0 +1,212 @@
+"""Karpenter node pools: ``NodePoolConfig`` and its limits and budgets, the accelerator families,
+``default_node_pools`` per environment and ``cpu_pool``."""
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from infra.config.base import QUANTITY_RE, _Model
+
+NVIDIA_FAMILIES = ("g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
+NEURON_FAMILIES = {"inf1": ("inf1",), "inf2": ("inf2",), "trn1": ("trn1", "trn1n"), "trn2": ("trn2",)}
+ARM64_ONLY_FAMILIES = ("g5g",)
+INF1_SIZES = ("xlarge", "2xlarge", "6xlarge", "24xlarge")
+# A pinned EKS-optimized AL2023 release (awslabs/amazon-eks-ami tag), never @latest.
+AMI_ALIAS_RE = re.compile(r"^al2023@v\d{8}$")
+DURATION_RE = re.compile(r"^(\d+(ns|us|µs|ms|s|m|h))+$|^Never$")
+
+
+class PoolLimits(_Model):
+    """Ceilings for one NodePool: Karpenter launches nothing past them."""
+
+    cpu: int = Field(..., description="vCPUs")
+    memory: str = "1000Gi"
+    gpu: Optional[int] = None
+    neuron: Optional[int] = None
+
+    @field_validator("cpu", "gpu", "neuron")
+    @classmethod
+    def _positive(cls, v: Optional[int]) -> Optional[int]:
+        if v is not None and v <= 0:
+            raise ValueError(f"{v} must be a positive integer")
+        return v
+
+    @field_validator("memory")
+    @classmethod
+    def _mem(cls, v: str) -> str:
+        if not QUANTITY_RE.match(str(v)) or str(v).startswith(("0", "-")):
+            raise ValueError(f"{v!r} must be a positive Kubernetes quantity such as 512Gi")
+        return str(v)
+
+
+class DisruptionBudget(_Model):
+    nodes: str = "10%"
+    reasons: Optional[list[Literal["Underutilized", "Empty", "Drifted"]]] = None
+    schedule: Optional[str] = None
+    duration: Optional[str] = None
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes(cls, v: str) -> str:
+        if not re.fullmatch(r"(100|[1-9]?[0-9])%|[0-9]+", str(v)):
+            raise ValueError(f"{v!r} must be a node count or a percentage such as 10%")
+        return str(v)
+
+    @model_validator(mode="after")
+    def _sched(self) -> "DisruptionBudget":
+        if (self.schedule is None) != (self.duration is None):
+            raise ValueError("schedule and duration must be set together")
+        return self
+
+
+class NodePoolConfig(_Model):
+    """One Karpenter NodePool and its EC2NodeClass (built by components/karpenter.py).
+
+    ``capacityTypes: [spot, on-demand]`` is spot with on-demand fallback: Karpenter launches spot
+    while it is offered and falls back to on-demand when no spot offering fits. ``[spot]`` is
+    spot only, ``[on-demand]`` never uses spot. ``amiAlias`` overrides the pinned AL2023 release
+    (infra/versions.py AMI_ALIAS) for this pool; ``rootVolumeGib`` defaults by accelerator (50 GiB
+    plain, 200 GiB NVIDIA, 150 GiB Neuron: the CUDA/Neuron images are large). ``imdsHopLimit``
+    stays 1 (pods cannot reach the node's IMDS credentials) unless a pod on the pool needs IMDS.
+    """
+
+    name: str
+    accelerator: Literal["none", "nvidia", "inf1", "inf2", "trn1", "trn2"] = "none"
+    instance_families: list[str] = Field(..., min_length=1)
+    instance_sizes: list[str] = Field(default_factory=list)
+    capacity_types: list[Literal["spot", "on-demand", "reserved"]] = Field(default_factory=lambda: ["spot", "on-demand"], min_length=1)
+    architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64"], min_length=1)
+    limits: PoolLimits
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
+    consolidate_after: str = "60s"
+    expire_after: str = "720h"
+    budgets: list[DisruptionBudget] = Field(default_factory=lambda: [DisruptionBudget()])
+    weight: Optional[int] = Field(None, ge=1, le=100)
+    root_volume_gib: Optional[int] = Field(None, ge=20, le=16000)
+    ami_alias: Optional[str] = None
+    imds_hop_limit: int = Field(1, ge=1, le=64)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", v):
+            raise ValueError(f"{v!r} must be a DNS label (lowercase letters, digits, '-')")
+        return v
+
+    @field_validator("ami_alias")
+    @classmethod
+    def _ami_alias(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not AMI_ALIAS_RE.match(v):
+            raise ValueError(f"{v!r} is not a pinned AL2023 alias; use al2023@vYYYYMMDD (an awslabs/amazon-eks-ami "
+                             "release such as al2023@v20260714), never @latest")
+        return v
+
+    @field_validator("capacity_types", "architectures", "instance_families", "instance_sizes")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"{', '.join(dupes)} listed more than once")
+        return v
+
+    @field_validator("consolidate_after", "expire_after")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if not DURATION_RE.match(str(v)):
+            raise ValueError(f"{v!r} must be a duration such as 30s, 10m, 720h or Never")
+        return str(v)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            domain = key.split("/")[0] if "/" in key else ""
+            if domain.endswith(("karpenter.sh", "kubernetes.io", "k8s.io")) and not domain.startswith("node-restriction"):
+                raise ValueError(f"label {key!r} uses a domain Karpenter or Kubernetes restricts")
+        return v
+
+    @model_validator(mode="after")
+    def _accelerator(self) -> "NodePoolConfig":
+        fams = self.instance_families
+        if self.accelerator == "nvidia":
+            bad = [f for f in fams if f not in NVIDIA_FAMILIES]
+            if bad:
+                raise ValueError(f"accelerator nvidia needs NVIDIA GPU families ({', '.join(NVIDIA_FAMILIES)}); "
+                                 f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not")
+            if self.limits.gpu is None:
+                raise ValueError("a GPU pool needs limits.gpu (the most nvidia.com/gpu it may launch)")
+        elif self.accelerator != "none":
+            allowed = NEURON_FAMILIES[self.accelerator]
+            bad = [f for f in fams if f not in allowed]
+            if bad:
+                raise ValueError(f"accelerator {self.accelerator} allows instance families {list(allowed)} only; got {bad}")
+            if self.limits.neuron is None:
+                raise ValueError(f"a {self.accelerator} pool needs limits.neuron (the most aws.amazon.com/neuron devices)")
+            if self.accelerator == "inf1":
+                bad_sizes = [s for s in self.instance_sizes if s not in INF1_SIZES]
+                if bad_sizes:
+                    raise ValueError(f"inf1 comes in sizes {list(INF1_SIZES)}; {bad_sizes} do not exist")
+                if "arm64" in self.architectures:
+                    raise ValueError("inf1 instances are x86_64 only; set architectures: [amd64]")
+        else:
+            accel = [f for f in fams if f in NVIDIA_FAMILIES or any(f in v for v in NEURON_FAMILIES.values())]
+            if accel:
+                raise ValueError(f"families {accel} are accelerated; set accelerator (nvidia/inf1/inf2/trn1/trn2) so the "
+                                 "pool gets its taint and device limits")
+            if self.limits.gpu or self.limits.neuron:
+                raise ValueError("limits.gpu/limits.neuron only make sense on an accelerator pool")
+        for size in self.instance_sizes:
+            if not re.fullmatch(r"(nano|micro|small|medium|large|metal|\d*xlarge|metal-\d+xl)", size):
+                raise ValueError(f"instance size {size!r} is not an EC2 size (large, xlarge, 2xlarge, ...)")
+        arm_only = [f for f in fams if f in ARM64_ONLY_FAMILIES]
+        if arm_only and "arm64" not in self.architectures:
+            raise ValueError(f"families {arm_only} are arm64 (Graviton) only; add arm64 to architectures")
+        return self
+
+    @property
+    def root_volume(self) -> int:
+        """Root volume size in GiB: the configured size, or a default sized for the pool's images."""
+        if self.root_volume_gib is not None:
+            return self.root_volume_gib
+        return {"none": 50, "nvidia": 200}.get(self.accelerator, 150)
+
+    @property
+    def neuron(self) -> bool:
+        return self.accelerator in NEURON_FAMILIES
+
+
+def default_node_pools(environment: str) -> list[NodePoolConfig]:
+    spot_first = ["spot", "on-demand"]
+    prod = environment == "prod"
+    return [
+        NodePoolConfig(
+            name="cpu", instance_families=["m6i", "m7i", "c6i", "c7i", "r6i"], capacity_types=spot_first,
+            limits=PoolLimits(cpu=64 if not prod else 512, memory="256Gi" if not prod else "2048Gi"),
+            consolidation_policy="WhenEmptyOrUnderutilized", consolidate_after="60s",
+        ),
+        NodePoolConfig(
+            name="gpu", accelerator="nvidia", instance_families=["g5", "g6", "g6e"] if not prod else ["g5", "g6", "g6e", "p4d", "p5"],
+            capacity_types=spot_first, limits=PoolLimits(cpu=96 if not prod else 1024, memory="768Gi" if not prod else "8192Gi", gpu=4 if not prod else 32),
+            consolidation_policy="WhenEmpty", consolidate_after="5m", root_volume_gib=200,
+            budgets=[DisruptionBudget(nodes="20%")], expire_after="168h",
+        ),
+        # dev: spot inf1.xlarge as in the seed (1 Inferentia device, 4 NeuronCores per node);
+        # staging/prod: larger sizes too, spot with on-demand fallback.
+        NodePoolConfig(
+            name="inf1", accelerator="inf1", instance_families=["inf1"],
+            instance_sizes=["xlarge"] if environment == "dev" else ["xlarge", "2xlarge"] if not prod else ["xlarge", "2xlarge", "6xlarge"],
+            capacity_types=["spot"] if environment == "dev" else spot_first,
+            limits=PoolLimits(cpu=32 if not prod else 192, memory="128Gi" if not prod else "768Gi", neuron=4 if not prod else 24),
+            consolidation_policy="WhenEmpty", consolidate_after="5m", root_volume_gib=150,
+            budgets=[DisruptionBudget(nodes="20%")], expire_after="168h",
+        ),
+    ]
+
+
+def cpu_pool(pools: list[NodePoolConfig]) -> Optional[NodePoolConfig]:
+    """The pool for CPU-only pods (data prep, TFJob PS, CPU training): the one named cpu, else the first plain pool."""
+    plain = [p for p in pools if p.accelerator == "none"]
+    return next((p for p in plain if p.name == "cpu"), plain[0] if plain else None)

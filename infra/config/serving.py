@@ -1,0 +1,245 @@
+"""The serving section: ``ServingConfig`` (resources, ingress, autoscaling) and ``serving_problems``,
+the serving checks that need the whole ``PlatformConfig`` and its node pools."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from infra.config.base import DNS_LABEL_RE, IMAGE_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
+from infra.config.node_pools import NodePoolConfig
+
+if TYPE_CHECKING:
+    from infra.config.platform import PlatformConfig
+
+HOSTNAME_RE = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:certificate/[0-9a-f-]{36}$")
+SERVING_DEVICE_ACCELERATOR = {"inf1": "inf1", "gpu": "nvidia", "cpu": "none"}
+
+
+class ServingResources(_Model):
+    """CPU and memory of one serving pod (the accelerator device is added by ``serving.device``).
+
+    Memory request and limit are the same (an OOM kill mid-batch fails every request in the batch);
+    CPU may burst from ``cpu`` to ``cpuLimit``. The HPA's target is a percentage of ``cpu``.
+    """
+
+    cpu: str = "1"
+    cpu_limit: str = "2"
+    # default: 4Gi on inf1 (the server may compile the model with neuron-cc at start-up) and gpu (the CUDA
+    # context), 2Gi on cpu
+    memory: Optional[str] = None
+
+    def memory_for(self, device: str) -> str:
+        return self.memory or ("2Gi" if device == "cpu" else "4Gi")
+
+    @field_validator("cpu", "cpu_limit", mode="before")
+    @classmethod
+    def _cpu(cls, v: Any) -> str:
+        text = str(v).strip()
+        if cpu_millis(text) <= 0:
+            raise ValueError(f"{text!r} must be more than 0")
+        return text
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _mem(cls, v: Any) -> Optional[str]:
+        if v is None:
+            return None
+        text = str(v).strip()
+        if not QUANTITY_RE.match(text) or float(re.match(r"[\d.]+", text).group()) <= 0:
+            raise ValueError(f"{text!r} must be a positive Kubernetes quantity such as 2Gi or 512Mi")
+        return text
+
+    @model_validator(mode="after")
+    def _order(self) -> "ServingResources":
+        if cpu_millis(self.cpu) > cpu_millis(self.cpu_limit):
+            raise ValueError(f"cpu {self.cpu} is more than cpuLimit {self.cpu_limit}; the request cannot exceed the limit")
+        return self
+
+
+class ServingIngressConfig(_Model):
+    """The Ingress used when ``serving.exposure`` is ``ingress`` (AWS Load Balancer Controller, an ALB)."""
+
+    class_name: str = "alb"
+    host: Optional[str] = None  # a DNS name the ALB answers for; default: any host
+    certificate_arn: Optional[str] = None  # an ACM certificate: HTTPS on 443, HTTP redirects to it
+
+    @field_validator("class_name")
+    @classmethod
+    def _class(cls, v: str) -> str:
+        if not DNS_LABEL_RE.match(v):
+            raise ValueError(f"{v!r} must be an IngressClass name (lowercase letters, digits, '-')")
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not HOSTNAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a DNS host name such as sentiment.example.com (lowercase, no scheme or port)")
+        return v
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not ACM_ARN_RE.match(v):
+            raise ValueError(f"{v!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)")
+        return v
+
+
+class ServingConfig(_Model):
+    """The sentiment-analysis Deployment (workloads/sentiment)."""
+
+    enabled: bool = True
+    device: Literal["inf1", "gpu", "cpu"] = "inf1"
+    replicas: int = Field(3, ge=1, le=100)  # the floor: initial count and the autoscaler's minimum
+    image: Optional[str] = None
+    exposure: Literal["ingress", "loadBalancer", "none"] = "ingress"
+    public: bool = False
+    keda: bool = False  # a KEDA ScaledObject instead of the HPA; KEDA itself must be installed by you
+    pool: Optional[str] = None  # default: the first node pool whose accelerator matches the device
+    max_replicas: Optional[int] = Field(None, ge=1, le=100)  # default: see max_replicas_for
+    target_cpu_percent: int = Field(70, ge=10, le=100)
+    keda_target_rps: int = Field(50, ge=1, le=100000)  # requests/s per replica before KEDA adds one
+    resources: ServingResources = ServingResources()
+    max_batch_size: int = Field(32, ge=1, le=4096)
+    max_batch_wait_ms: float = Field(5, ge=0, le=1000)
+    max_queue: int = Field(512, ge=1, le=1000000)
+    workers: int = Field(1, ge=1, le=64)
+    startup_timeout_seconds: int = Field(600, ge=30, le=3600)
+    zone_spread: Optional[Literal["required", "preferred"]] = None  # default: required in prod, preferred otherwise
+    ingress: ServingIngressConfig = ServingIngressConfig()
+    load_balancer_cidrs: Optional[list[str]] = None  # where load-balancer traffic comes from; default: vpc.cidr
+    client_namespaces: list[str] = Field(default_factory=list)  # in-cluster namespaces allowed to call the API
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        if not IMAGE_RE.match(v):
+            raise ValueError(f"{v!r} is not a pinned image reference (registry/name:tag or registry/name@sha256:<digest>)")
+        if v.endswith(":latest"):
+            raise ValueError(f"{v!r} uses :latest; pin a version tag or a digest so every replica runs the same code")
+        return v
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not DNS_LABEL_RE.match(v):
+            raise ValueError(f"{v!r} must be a node pool name (lowercase letters, digits, '-')")
+        return v
+
+    @field_validator("load_balancer_cidrs")
+    @classmethod
+    def _lb_cidrs(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("is empty; list the CIDRs load-balancer traffic comes from, or leave it out for vpc.cidr")
+        out = []
+        for c in v:
+            net = ipaddress.ip_network(_cidr(c), strict=True)
+            if net.version != 4:
+                raise ValueError(f"{c} is not an IPv4 CIDR (the cluster's pods are IPv4)")
+            out.append(str(net))
+        return out
+
+    @field_validator("client_namespaces")
+    @classmethod
+    def _namespaces(cls, v: list[str]) -> list[str]:
+        bad = [n for n in v if not DNS_LABEL_RE.match(n)]
+        if bad:
+            raise ValueError(f"{bad} are not namespace names (lowercase letters, digits, '-')")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "ServingConfig":
+        if self.max_queue < self.max_batch_size:
+            raise ValueError(f"maxQueue {self.max_queue} is smaller than maxBatchSize {self.max_batch_size}; "
+                             "a full batch could never form")
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError(f"maxReplicas {self.max_replicas} is below replicas {self.replicas} (replicas is the minimum)")
+        if self.public and self.exposure == "none":
+            raise ValueError("public is true but exposure is none; use exposure ingress or loadBalancer")
+        if self.exposure != "ingress" and (self.ingress.host or self.ingress.certificate_arn):
+            raise ValueError(f"ingress.host/ingress.certificateArn apply to exposure ingress only (exposure is {self.exposure})")
+        if self.exposure == "none" and self.load_balancer_cidrs is not None:
+            raise ValueError("loadBalancerCidrs is set but exposure is none (no load balancer sends traffic)")
+        return self
+
+    # ---- derived settings (used by workloads/sentiment/component.py and the cross checks)
+    def pool_for(self, pools: list["NodePoolConfig"]) -> Optional["NodePoolConfig"]:
+        """The node pool the pods run on: ``pool`` by name, else the first whose accelerator fits the device."""
+        if self.pool is not None:
+            return next((p for p in pools if p.name == self.pool), None)
+        want = SERVING_DEVICE_ACCELERATOR[self.device]
+        return next((p for p in pools if p.accelerator == want), None)
+
+    def device_limit(self, pool: "NodePoolConfig") -> Optional[int]:
+        """How many accelerator devices the pool may launch (one per replica); None on CPU."""
+        return {"inf1": pool.limits.neuron, "gpu": pool.limits.gpu}.get(self.device)
+
+    def max_replicas_for(self, pool: "NodePoolConfig") -> int:
+        """``maxReplicas``, or by default twice ``replicas`` capped at the pool's device limit (never below replicas)."""
+        if self.max_replicas is not None:
+            return self.max_replicas
+        limit = self.device_limit(pool)
+        most = min(2 * self.replicas, 100) if limit is None else min(2 * self.replicas, limit)
+        return max(self.replicas, most)
+
+    def zone_spread_for(self, environment: str) -> str:
+        return self.zone_spread or ("required" if environment == "prod" else "preferred")
+
+
+def serving_problems(cfg: "PlatformConfig", pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+    """Serving checks that need the whole config (node pools, add-ons, VPC); run when serving is enabled."""
+    problems: list[tuple[str, str]] = []
+    want = {"inf1": "inf1", "gpu": "nvidia"}.get(cfg.serving.device)
+    if want and not any(p.accelerator == want for p in pools):
+        problems.append(("serving.device", f"{cfg.serving.device} needs a node pool with accelerator {want}"))
+    if cfg.serving.public and not cfg.allow_public_load_balancers:
+        problems.append(("serving.public", "a public endpoint needs allowPublicLoadBalancers: true"))
+    if cfg.serving.exposure != "none" and not cfg.addons.load_balancer_controller.enabled:
+        what = "the ALB Ingress" if cfg.serving.exposure == "ingress" else "the NLB Service"
+        problems.append(("addons.loadBalancerController.enabled",
+                         f"serving.exposure {cfg.serving.exposure} needs the AWS Load Balancer Controller "
+                         f"({what} never gets a load balancer without it); enable it or set "
+                         "serving.exposure: none"))
+    return problems + _pool_problems(cfg, pools)
+
+
+def _pool_problems(cfg: "PlatformConfig", pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+    """Serving checks that need the node pools or the VPC (workloads/sentiment)."""
+    sv, out = cfg.serving, []
+    want = SERVING_DEVICE_ACCELERATOR[sv.device]
+    if sv.pool is not None:
+        named = next((p for p in pools if p.name == sv.pool), None)
+        if named is None:
+            return [("serving.pool", f"no node pool named {sv.pool!r} (pools: {', '.join(p.name for p in pools)})")]
+        if named.accelerator != want:
+            return [("serving.pool", f"pool {sv.pool!r} has accelerator {named.accelerator}; device {sv.device} "
+                     f"needs accelerator {want}")]
+    pool = sv.pool_for(pools)
+    if pool is None:
+        if sv.device == "cpu":
+            out.append(("serving.device", "cpu needs a node pool without an accelerator"))
+        return out  # inf1/gpu without a pool are reported above
+    limit = sv.device_limit(pool)
+    unit = {"inf1": "aws.amazon.com/neuron devices", "gpu": "GPUs"}.get(sv.device)
+    if limit is not None and sv.replicas > limit:
+        out.append(("serving.replicas", f"{sv.replicas} replicas need {sv.replicas} {unit} but pool {pool.name!r} "
+                    f"may launch {limit} (limits)"))
+    if limit is not None and sv.max_replicas is not None and sv.max_replicas > limit:
+        out.append(("serving.maxReplicas", f"{sv.max_replicas} replicas need {sv.max_replicas} {unit} but pool "
+                    f"{pool.name!r} may launch {limit} (limits)"))
+    if sv.keda and sv.max_replicas_for(pool) <= sv.replicas:
+        out.append(("serving.keda", f"KEDA needs room to scale: maxReplicas ({sv.max_replicas_for(pool)}) must be "
+                    f"above replicas ({sv.replicas})"))
+    if (sv.exposure != "none" and sv.load_balancer_cidrs is None and cfg.vpc.byo
+            and "cidr" not in cfg.vpc.model_fields_set):
+        out.append(("serving.loadBalancerCidrs", "with a bring-your-own VPC, set serving.loadBalancerCidrs (or "
+                    "vpc.cidr) to your VPC's CIDRs: the NetworkPolicy admits load-balancer traffic from them"))
+    return out

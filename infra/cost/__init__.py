@@ -1,0 +1,103 @@
+"""Cost estimate of a stack from the price table shipped in ``infra/prices/<region>.json``.
+
+``python -m infra cost --stack dev [--json]``
+
+* **idle** $/hour: what the platform costs with no jobs running: EKS control plane, the system
+  node group (and its root volumes), NAT gateways (and their public IPv4 addresses), the serving
+  load balancer, and the **always-on pods that land on Karpenter's cpu pool**:
+
+  - Rook-Ceph's mons, mgrs, OSDs and MDSes (``components/storage.py``). They require
+    **on-demand** capacity (``daemon_placement``) and carry ``karpenter.sh/do-not-disrupt``, so
+    Karpenter keeps those nodes up and never moves them to spot. Mons never share a host
+    (``allowMultiplePerNode: false``), neither do mgrs nor the two MDSes (required
+    anti-affinity), and the OSDs must sit on at least ``replicas`` hosts (``failureDomain:
+    host``) or zones (``zone``): at least max(monCount, hosts of the failure domain) nodes;
+  - Prometheus, Alertmanager and Grafana (``components/monitoring.py``): on Karpenter's
+    general nodes (on-demand in prod), so they fill the room left on the Ceph nodes first.
+
+  Their CPU/memory **requests are read from the components' own pure builders**
+  (``ceph_cluster_spec``, ``filesystem_spec``, ``monitoring_values``), never copied here, then
+  bin-packed (see :func:`pack`) onto nodes of one instance type of the cpu pool: every allowed
+  type is tried and the cheapest packing wins. A node's room is Karpenter's allocatable estimate
+  (:func:`node_allocatable`: kube-reserved by Karpenter's formula, 7.5 % VM memory overhead,
+  100Mi eviction threshold) less the requests of the DaemonSets on every node. Nodes that hold
+  only pods allowed on spot are priced at spot where the pool allows it. Plus the gp3 volumes:
+  OSDs, Ceph mon stores, and the root volumes of those nodes. Without Karpenter, Ceph and
+  monitoring run on the system node group instead (no extra nodes; a note says whether they fit).
+* **serving**: the sample sentiment Deployment keeps ``serving.replicas`` pods on its device
+  (one device each, or, on cpu, the pod's own requests and one pod per node) all the time;
+  ``idle_with_serving_usd_per_hour`` adds that, priced at spot where the pool allows spot
+  (Karpenter launches spot first), at on-demand otherwise.
+* **max** $/hour: idle plus every NodePool filled to its ``limits`` (Karpenter never launches
+  past them) with the instance types the pool allows, chosen greedily for the highest cost. The
+  always-on nodes of the cpu pool count against its limits, so the pool is filled only with what
+  its limits leave. ``max_usd_per_hour`` is the worst case: on-demand wherever the pool allows
+  on-demand. ``max_spot_usd_per_hour`` is the same capacity at typical spot prices where spot is
+  allowed.
+
+Excluded (usage-based or transient): NAT data processing ($/GB), load balancer LCUs, data
+transfer, CloudWatch logs, EBS snapshots, ECR storage, and transient pods (OSD prepare jobs,
+data-prep and training jobs) with the nodes they start. PVCs on ``ceph-block`` /
+``ceph-filesystem`` (Prometheus, Alertmanager, Grafana, datasets, models) are thin RBD/CephFS
+images inside the OSD volumes, which are billed in full; a note compares what they may grow to
+with Ceph's usable capacity. ``estimate(cfg)`` is pure: the same config and table give the same
+numbers (time-dependent prices, like EKS extended support, are judged at the table's date).
+
+Modules: :mod:`.table` (price table, quantities, pool pricing), :mod:`.pods` (the always-on pods
+and DaemonSets), :mod:`.packing` (allocatable, bin-packing, :func:`always_on`), :mod:`.estimator`
+(:func:`estimate`), :mod:`.report` (:func:`format_text`), :mod:`.cli` (``main``). Every name stays
+importable from ``infra.cost``.
+"""
+
+from __future__ import annotations
+
+from .table import (
+    ACCEL_DIM,
+    PRICES_DIR,
+    REPO,
+    SERVING_POOL,
+    _QTY,
+    _TO_GIB,
+    PriceTableError,
+    _cheapest_hosting,
+    _eks_hourly,
+    _instance,
+    _item,
+    _r,
+    fill_to_limits,
+    load_prices,
+    pool_limits,
+    pool_types,
+    quantity_gib,
+)
+from .pods import (
+    EKS_NODE_DAEMONSETS,
+    Pod,
+    _requests,
+    ceph_pods,
+    cpu_m,
+    mem_mib,
+    monitoring_pods,
+    node_daemonsets,
+    requires_on_demand,
+    serving_cpu_pods,
+)
+from .packing import (
+    ENI_MAX_PODS,
+    EVICTION_HARD_MIB,
+    KUBE_RESERVED_CPU_TIERS,
+    VM_MEMORY_OVERHEAD,
+    Packing,
+    _always_on_pool,
+    _Node,
+    always_on,
+    best_packing,
+    ceph_hosts_needed,
+    eni_max_pods,
+    fill_existing,
+    node_allocatable,
+    pack,
+)
+from .estimator import CEPH_NEARFULL_RATIO, ceph_capacity_note, estimate
+from .report import _money, format_text
+from .cli import main
