@@ -22,7 +22,7 @@ controller. What the component (``LoadBalancerController``) creates:
   - ``defaultTags``: this stack's tags, ``eks-ml-platform/cluster: <cluster>`` among them, on every
     ALB, NLB, target group and security group the controller creates. The controller adds
     ``elbv2.k8s.aws/cluster: <cluster>`` itself on all of them (its tracking tag, which
-    ``--default-tags`` may not set); ``infra/teardown.py``'s sweep finds leftovers by that tag;
+    ``--default-tags`` may not set); ``infra.teardown``'s sweep finds leftovers by that tag;
   - ``ingressClass``: ``serving.ingress.className`` (default ``alb``); the chart creates that
     IngressClass (and its IngressClassParams) for the serving Ingress;
   - ``keepTLSSecret: true``: a chart upgrade reuses the webhook's TLS Secret instead of issuing a

@@ -420,7 +420,7 @@ def csi_driver_values(cfg: PlatformConfig) -> dict[str, Any]:
 
 
 def teardown_steps(cfg: PlatformConfig) -> list[str]:
-    """What a safe teardown of this storage does, in order (for infra/teardown.py and the README)."""
+    """What a safe teardown of this storage does, in order (for infra.teardown and the README)."""
     stack = cfg.stack
     return [
         f"pulumi config set --path storage.destroyData true --stack {stack}",

@@ -203,7 +203,7 @@ def format_report(report: Report, *, title: str) -> str:
     for kind in sorted(report.coverage):
         cov = report.coverage[kind]
         cel = ""
-        if cov.cel_checked or cov.cel_skipped or cov.cel_unsupported:
+        if "CEL" in cov.how:  # every custom-resource kind states its CEL coverage, zeros included
             cel = f"  [CEL rules: {cov.cel_checked} checked, {cov.cel_skipped} skipped (update-only), " \
                   f"{cov.cel_unsupported} unsupported]"
         lines.append(f"{kind:<64} {cov.objects:>7}  {cov.how}{cel}")

@@ -4,7 +4,7 @@
 ``--markdown`` the README table; tests assert both files hold exactly what this prints.
 Pulumi's project schema only types string/integer/boolean/array keys, so structured keys
 (cluster, vpc, nodePools, ...) are declared there as commented entries, and validated by
-``infra/config.py`` at the start of every run.
+``infra/config/`` at the start of every run.
 """
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ def pulumi_yaml_config() -> str:
     lines += ["  grafanaAdminPassword:", "    type: string", "    secret: true",
               f"    description: {json.dumps(DESCRIPTIONS['grafanaAdminPassword'])}"]
     lines.append("# Structured keys (objects and lists of objects). Pulumi's project schema cannot type them,")
-    lines.append("# so infra/config.py validates them on every run; README.md has the full reference.")
+    lines.append("# so infra/config/ validates them on every run; README.md has the full reference.")
     for key, desc in structured:
         lines.append(f"#   {key}: {desc}")
     return "\n".join(lines) + "\n"

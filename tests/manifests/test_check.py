@@ -111,3 +111,8 @@ def test_rendered_stacks_pass_check(stack, tmp_path):
                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "no findings" in proc.stdout
+    # per-kind coverage: NodePools and EC2NodeClasses had their CEL rules evaluated, none unsupported
+    for kind in ("karpenter.sh/v1/NodePool", "karpenter.k8s.aws/v1/EC2NodeClass"):
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(kind))
+        checked = int(line.split("[CEL rules: ")[1].split(" checked")[0])
+        assert checked > 0 and line.endswith("0 unsupported]"), line
