@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -58,3 +59,22 @@ def cpu_millis(value: str) -> int:
     if not CPU_QUANTITY_RE.match(text):
         raise ValueError(f"{value!r} is not a CPU quantity such as 500m, 1 or 1.5")
     return int(text[:-1]) if text.endswith("m") else round(float(text) * 1000)
+
+
+def pinned_image(v: Optional[str]) -> Optional[str]:
+    """A container image pinned by tag or digest (never :latest); None passes (the platform's default)."""
+    if v is None:
+        return v
+    if not IMAGE_RE.match(v):
+        raise ValueError(f"{v!r} is not a pinned image reference (registry/name:tag or registry/name@sha256:<digest>)")
+    if v.endswith(":latest"):
+        raise ValueError(f"{v!r} uses :latest; pin a version tag or a digest so every replica runs the same code")
+    return v
+
+
+def pool_name(v: Optional[str]) -> Optional[str]:
+    """The name of a node pool (a DNS label); None passes (the component picks the pool)."""
+    if v is not None and not DNS_LABEL_RE.match(v):
+        raise ValueError(f"{v!r} must be a node pool name (lowercase letters, digits, '-')")
+    return v
+

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import DNS_LABEL_RE, IMAGE_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
+from infra.config.base import pinned_image, pool_name, DNS_LABEL_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
 from infra.config.node_pools import NodePoolConfig
 
 if TYPE_CHECKING:
@@ -117,20 +117,12 @@ class ServingConfig(_Model):
     @field_validator("image")
     @classmethod
     def _image(cls, v: Optional[str]) -> Optional[str]:
-        if v is None:
-            return v
-        if not IMAGE_RE.match(v):
-            raise ValueError(f"{v!r} is not a pinned image reference (registry/name:tag or registry/name@sha256:<digest>)")
-        if v.endswith(":latest"):
-            raise ValueError(f"{v!r} uses :latest; pin a version tag or a digest so every replica runs the same code")
-        return v
+        return pinned_image(v)
 
     @field_validator("pool")
     @classmethod
     def _pool(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not DNS_LABEL_RE.match(v):
-            raise ValueError(f"{v!r} must be a node pool name (lowercase letters, digits, '-')")
-        return v
+        return pool_name(v)
 
     @field_validator("load_balancer_cidrs")
     @classmethod

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import DNS_LABEL_RE, IMAGE_RE, _camel, _Model, cpu_millis, memory_bytes
+from infra.config.base import pinned_image, pool_name, _camel, _Model, cpu_millis, memory_bytes
 from infra.config.node_pools import NodePoolConfig, cpu_pool
 
 if TYPE_CHECKING:
@@ -132,9 +132,7 @@ class TrainingConfig(_Model):
     @field_validator("pool")
     @classmethod
     def _pool(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not DNS_LABEL_RE.match(v):
-            raise ValueError(f"{v!r} must be a node pool name (lowercase letters, digits, '-')")
-        return v
+        return pool_name(v)
 
     @field_validator("cpu", mode="before")
     @classmethod
@@ -159,13 +157,7 @@ class TrainingConfig(_Model):
     @field_validator("image")
     @classmethod
     def _image(cls, v: Optional[str]) -> Optional[str]:
-        if v is None:
-            return v
-        if not IMAGE_RE.match(v):
-            raise ValueError(f"{v!r} is not a pinned image reference (registry/name:tag or registry/name@sha256:<digest>)")
-        if v.endswith(":latest"):
-            raise ValueError(f"{v!r} uses :latest; pin a version tag or a digest so every replica runs the same code")
-        return v
+        return pinned_image(v)
 
     @field_validator("command")
     @classmethod

@@ -10,6 +10,7 @@ backend. Nothing here touches the network: loads are ``local_files_only``.
 """
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import math
@@ -124,7 +125,7 @@ def _labels(config) -> Dict[int, str]:
 
 
 # --------------------------------------------------------------------------- predictors
-class Predictor:
+class Predictor(abc.ABC):
     """Common interface. ``predict`` is called from one thread (the batch worker)."""
 
     backend = "base"
@@ -132,8 +133,9 @@ class Predictor:
     version = ""
     path: Path
 
+    @abc.abstractmethod
     def predict(self, texts: Sequence[str]) -> List[Dict]:
-        raise NotImplementedError
+        """One ``{"label", "score"}`` per text, in order."""
 
     def warmup(self, max_batch_size: int) -> None:
         probe = "A warm-up sentence that is neither great nor terrible, just long enough to matter."
