@@ -78,3 +78,11 @@ def pool_name(v: Optional[str]) -> Optional[str]:
         raise ValueError(f"{v!r} must be a node pool name (lowercase letters, digits, '-')")
     return v
 
+
+def positive_cpu(v: object) -> str:
+    """A CPU quantity above zero ("500m", "2"), kept as the text the user wrote."""
+    text = str(v).strip()
+    if cpu_millis(text) <= 0:
+        raise ValueError(f"{text!r} must be more than 0")
+    return text
+

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import pinned_image, pool_name, DNS_LABEL_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
+from infra.config.base import pinned_image, pool_name, positive_cpu, DNS_LABEL_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
 from infra.config.node_pools import NodePoolConfig
 
 if TYPE_CHECKING:
@@ -38,10 +38,7 @@ class ServingResources(_Model):
     @field_validator("cpu", "cpu_limit", mode="before")
     @classmethod
     def _cpu(cls, v: Any) -> str:
-        text = str(v).strip()
-        if cpu_millis(text) <= 0:
-            raise ValueError(f"{text!r} must be more than 0")
-        return text
+        return positive_cpu(v)
 
     @field_validator("memory", mode="before")
     @classmethod

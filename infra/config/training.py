@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import pinned_image, pool_name, _camel, _Model, cpu_millis, memory_bytes
+from infra.config.base import pinned_image, pool_name, positive_cpu, _camel, _Model, cpu_millis, memory_bytes
 from infra.config.node_pools import NodePoolConfig, cpu_pool
 
 if TYPE_CHECKING:
@@ -137,12 +137,7 @@ class TrainingConfig(_Model):
     @field_validator("cpu", mode="before")
     @classmethod
     def _cpu(cls, v: Any) -> Optional[str]:
-        if v is None:
-            return v
-        text = str(v).strip()
-        if cpu_millis(text) <= 0:
-            raise ValueError(f"{text!r} must be more than 0")
-        return text
+        return None if v is None else positive_cpu(v)
 
     @field_validator("memory", "shm_size", mode="before")
     @classmethod
