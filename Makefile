@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: preview check test test-fast deps bench clean
+.PHONY: preview check test test-fast deps bench clean upstream
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ check: deps
 ## The whole suite (what CI runs)
 test: deps
 	$(PY) -m pytest -n 2 --dist loadfile
+
+## Fill the cache (~/.cache/eks-ml-platform/upstream) with every pinned upstream file (needs network)
+upstream: $(VENV)/.runtime
+	$(PY) -m infra upstream fetch
 
 bench: deps
 	$(PY) bench/train_bench.py --out bench/results/train.json

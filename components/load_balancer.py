@@ -7,9 +7,10 @@ controller. What the component (``LoadBalancerController``) creates:
 
 - **IAM**: a role assumed through **EKS Pod Identity** (``pods.eks.amazonaws.com``,
   ``sts:AssumeRole`` + ``sts:TagSession``) by ``kube-system/aws-load-balancer-controller``, with
-  upstream's IAM policy for exactly the pinned app version. The policy is vendored data
-  (``components/data/aws-load-balancer-controller/``, see its SOURCES.md): read at render time,
-  never fetched. The file follows the region's partition (``aws``, ``aws-us-gov``, ``aws-cn``).
+  upstream's IAM policy for exactly the pinned app version: ``docs/install/iam_policy*.json`` of
+  kubernetes-sigs/aws-load-balancer-controller at the app's tag, obtained through
+  ``infra/upstream.py`` (pinned URL + sha256; never committed here). The file follows the region's
+  partition (``aws``, ``aws-us-gov``, ``aws-cn``).
 - **Helm**: the ``aws-load-balancer-controller`` chart from https://aws.github.io/eks-charts
   (``infra/versions.py``), after ``cluster_ready``, the Pod Identity association and the policy
   attachment (the pods get their credentials when they start). Values:
@@ -47,6 +48,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra import upstream
 from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION, pod_identity_trust
 from infra.config import PlatformConfig
 from infra.teardown import TAG_LBC_CLUSTER, TAG_PROJECT_CLUSTER
@@ -66,8 +68,8 @@ METRICS_PORT_NAME = "metrics-server"  # templates/deployment.yaml containerPort 
 METRICS_PORT = 8080
 METRICS_SERVICE = f"{RELEASE_NAME}-metrics"
 METRICS_COMPONENT = "metrics"  # app.kubernetes.io/component of the metrics Service (the webhook one says webhook)
-DATA_DIR = Path(__file__).resolve().parent / "data" / "aws-load-balancer-controller"
-POLICY_FILES = {"aws": "iam_policy.json", "aws-us-gov": "iam_policy_us-gov.json", "aws-cn": "iam_policy_cn.json"}
+# upstream artifact (infra/upstream.py) of the IAM policy, per partition
+POLICY_ARTIFACTS = {p: f"aws-load-balancer-controller/iam-policy/{p}" for p in ("aws", "aws-us-gov", "aws-cn")}
 # Tag keys the controller sets itself and refuses in --default-tags (pkg/config/controller_config.go
 # trackingTagKeys at v3.5.0): passing one would crash the controller at start-up.
 TRACKING_TAG_KEYS = frozenset({
@@ -95,14 +97,14 @@ def partition_for_region(region: str) -> str:
     return "aws"
 
 
-def iam_policy_path(region: str) -> Path:
-    """The vendored upstream policy file for the region's partition."""
-    return DATA_DIR / POLICY_FILES[partition_for_region(region)]
+def iam_policy_artifact(region: str) -> str:
+    """The pinned upstream policy file (an ``infra.upstream`` key) for the region's partition."""
+    return POLICY_ARTIFACTS[partition_for_region(region)]
 
 
 def iam_policy_document(region: str) -> dict[str, Any]:
-    """Upstream's IAM policy for the pinned app version, as vendored (never fetched)."""
-    return json.loads(iam_policy_path(region).read_text())
+    """Upstream's IAM policy for the pinned app version (pinned URL + sha256, see infra/upstream.py)."""
+    return json.loads(upstream.read_text(iam_policy_artifact(region)))
 
 
 # ------------------------------------------------------------------------------------- Helm

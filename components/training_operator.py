@@ -1,9 +1,12 @@
-"""The Kubeflow training operator v1 (``kubeflow.org/v1``: PyTorchJob and TFJob), from vendored release manifests.
+"""The Kubeflow training operator v1 (``kubeflow.org/v1``: PyTorchJob and TFJob), from upstream's release manifests.
 
-The operator has no Helm chart: upstream ships kustomize manifests. The release's manifests live
-in ``components/manifests/training-operator/<tag>/`` (see its SOURCES.md), pinned in
-``infra/versions.py`` (``MANIFESTS["training_operator"]``, ``IMAGES["training_operator"]``). This
-module reads them and creates every object as an explicit Pulumi resource:
+The operator has no Helm chart: upstream ships kustomize manifests. The files of
+``manifests/base`` and ``manifests/overlays/standalone`` at the pinned tag are obtained through
+``infra/upstream.py`` (pinned URL + sha256; nothing upstream is committed here), and the
+standalone overlay is built in code exactly as ``kubectl kustomize`` builds it (namespace, image
+tag, the webhook's patch and labels, the cert Secret generator). Pins: ``infra/versions.py``
+(``MANIFESTS["training_operator"]``, ``IMAGES["training_operator"]``). This module creates every
+object as an explicit Pulumi resource:
 
 1. the ``kubeflow`` Namespace (Pod Security ``restricted``) and the CustomResourceDefinitions
    ``pytorchjobs.kubeflow.org`` and ``tfjobs.kubeflow.org``, first;
@@ -23,19 +26,17 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
+from infra import upstream
 from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION
+from infra.jsonpatch import apply_patch
 from infra.config import PlatformConfig
 from infra.versions import IMAGES, MANIFESTS
 
-REPO = Path(__file__).resolve().parents[1]
 NAME = "training-operator"
 RUN_AS = 65532  # distroless "nonroot"; the upstream image (distroless/static) would run as root
 KIND_PLURALS = {"PyTorchJob": "pytorchjobs", "TFJob": "tfjobs"}
@@ -44,36 +45,86 @@ ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole
          "Service", "NetworkPolicy", "ValidatingWebhookConfiguration", "Deployment")
 
 
-def manifest_dir(version: str) -> Path:
-    """The folder of vendored manifests for an operator release tag."""
+# upstream artifacts (infra/upstream.py) of manifests/base and the standalone overlay, at the pinned tag
+BASE_RESOURCES = ("training-operator/rbac/cluster-role-binding", "training-operator/rbac/role",
+                  "training-operator/rbac/service-account", "training-operator/service",
+                  "training-operator/deployment")
+WEBHOOK_MANIFESTS = "training-operator/webhook/manifests"
+WEBHOOK_PATCH = "training-operator/webhook/patch"
+OVERLAY = "training-operator/overlay/kustomization"
+OVERLAY_NAMESPACE = "training-operator/overlay/namespace"
+CRD_ARTIFACTS = {"PyTorchJob": "training-operator/crd/pytorchjobs", "TFJob": "training-operator/crd/tfjobs"}
+# manifests/base/webhook/kustomization.yaml: `labels: [{includeSelectors: true, pairs: {...}}]`
+WEBHOOK_LABELS = {"control-plane": "kubeflow-training-operator"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration",
+                  "CustomResourceDefinition"}
+
+
+def _check_version(version: str) -> None:
     pin = MANIFESTS["training_operator"]
-    path = REPO / pin.path.replace(pin.tag, version)
-    if not path.is_dir():
-        known = sorted(p.name for p in path.parent.iterdir() if p.is_dir())
-        raise ValueError(f"training operator {version}: no vendored manifests in {path.relative_to(REPO)} "
-                         f"(vendored: {', '.join(known)})")
-    return path
+    if version != pin.tag:
+        raise ValueError(f"training operator {version}: only the pinned release {pin.tag} has its upstream files "
+                         f"pinned (infra/upstream.py); pin the new tag's files there to move")
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRDs are 600 kB each
+def _docs(key: str) -> list[dict[str, Any]]:
+    return [copy.deepcopy(d) for d in upstream.read_yaml_docs(key) if isinstance(d, dict)]
 
 
-@lru_cache(maxsize=16)
-def _read_yaml(path: Path) -> tuple[dict[str, Any], ...]:
-    return tuple(d for d in yaml.load_all(path.read_text(), Loader=_LOADER) if d)
+def _overlay_image(obj: dict[str, Any], images: list[dict[str, Any]]) -> None:
+    """kustomize ``images:``: a container whose image name matches gets the new tag."""
+    for c in obj["spec"]["template"]["spec"].get("containers", []):
+        for img in images:
+            if c["image"].split(":")[0] == img["name"]:
+                c["image"] = f"{img.get('newName', img['name'])}:{img['newTag']}"
+
+
+def standalone_overlay(version: str) -> list[dict[str, Any]]:
+    """Pure: ``kubectl kustomize manifests/overlays/standalone`` at ``version``, without the CRDs.
+
+    What kustomize does there, in code: base resources + the webhook (its JSON patch and its
+    ``control-plane`` labels), the overlay's namespace on every namespaced object, on the
+    ClusterRoleBinding's ServiceAccount subject and on the webhooks' service (the webhook's
+    kustomizeconfig), the overlay's image tag, and its secretGenerator's empty cert Secret."""
+    _check_version(version)
+    (overlay,) = _docs(OVERLAY)
+    namespace = overlay["namespace"]
+    objs: list[dict[str, Any]] = []
+    for key in BASE_RESOURCES:
+        objs += _docs(key)
+    (webhook,) = _docs(WEBHOOK_MANIFESTS)
+    ops = copy.deepcopy(upstream.read_yaml_docs(WEBHOOK_PATCH)[0])
+    apply_patch(webhook, ops)
+    webhook["metadata"]["labels"] = {**(webhook["metadata"].get("labels") or {}), **WEBHOOK_LABELS}
+    for hook in webhook["webhooks"]:
+        hook["clientConfig"]["service"]["namespace"] = namespace
+    objs.append(webhook)
+    objs += _docs(OVERLAY_NAMESPACE)
+    for gen in overlay.get("secretGenerator", []):
+        objs.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": {},
+                     "metadata": {"name": gen["name"], "namespace": namespace}})
+    for obj in objs:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"]["namespace"] = namespace
+        if obj["kind"] == "ClusterRoleBinding":
+            for subj in obj.get("subjects", []):
+                if subj.get("kind") == "ServiceAccount":
+                    subj["namespace"] = namespace
+        if obj["kind"] == "Deployment":
+            _overlay_image(obj, overlay.get("images", []))
+    return objs
 
 
 def load_upstream(version: str, kinds: tuple[str, ...] = ("PyTorchJob", "TFJob")) -> list[dict[str, Any]]:
     """Pure: the release's objects as upstream ships them (the standalone overlay), with only the CRDs of ``kinds``.
 
     Returns fresh copies: callers may change them."""
-    folder = manifest_dir(version)
-    objs = list(_read_yaml(folder / "operator.yaml"))
+    objs = standalone_overlay(version)
     for kind in kinds:
         if kind not in KIND_PLURALS:
             raise ValueError(f"unknown job kind {kind!r}; the platform installs {', '.join(KIND_PLURALS)}")
-        objs += _read_yaml(folder / "crds" / f"kubeflow.org_{KIND_PLURALS[kind]}.yaml")
-    return copy.deepcopy(objs)
+        objs += _docs(CRD_ARTIFACTS[kind])
+    return objs
 
 
 @dataclass(frozen=True)

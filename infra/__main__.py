@@ -1,11 +1,12 @@
 """The platform's CLI: ``python -m infra <command>``.
 
-  render    --stack S [--out DIR]    offline preview (the real program under mocks)
-  check     --stack S | --manifests DIR [--crds DIR]
+  render    --stack S [--out DIR] [--upstream DIR]   offline preview (the real program under mocks)
+  check     --stack S | --manifests DIR [--crds DIR] [--upstream DIR]
   cost      --stack S [--json]
   teardown  --stack S --region R [--dry-run] [--yes] [--sweep-only]
   prdiff    --base DIR --head DIR    the PR comment's rendered diff
   config-docs                        the config reference (Pulumi.yaml block / README table)
+  upstream  fetch | verify [--upstream DIR]   the pinned upstream files (cache, mirror, download)
 """
 from __future__ import annotations
 
@@ -20,17 +21,27 @@ REPO = Path(__file__).resolve().parents[1]
 def cmd_render(argv: list[str]) -> int:
     from infra.config import ConfigError
     from infra.render import render
+    from infra.upstream import UpstreamError
+    from infra.upstream_cli import add_upstream_arg, apply_upstream_arg
 
     ap = argparse.ArgumentParser(prog="python -m infra render", description="offline preview of a stack")
     ap.add_argument("--stack", default="dev")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: build/<stack>)")
     ap.add_argument("--project-dir", type=Path, default=REPO, help="folder holding Pulumi.yaml and Pulumi.<stack>.yaml")
+    add_upstream_arg(ap)
     args = ap.parse_args(argv)
+    err = apply_upstream_arg(args)
+    if err:
+        print(err, file=sys.stderr)
+        return 2
     out = args.out or REPO / "build" / args.stack
     try:
         result = render(args.stack, out, project_dir=args.project_dir)
     except ConfigError as exc:
         print("invalid stack configuration:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        return 2
+    except UpstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.summary, end="")
     print(f"\nwrote {out / 'preview.json'} and {len(result.manifests)} manifests under {out / 'manifests'} "
@@ -56,6 +67,7 @@ COMMANDS = {
     "teardown": _delegate("infra.teardown"),
     "prdiff": _delegate("infra.prdiff"),
     "config-docs": _delegate("infra.config_docs"),
+    "upstream": _delegate("infra.upstream_cli"),
 }
 
 

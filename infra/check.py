@@ -24,7 +24,9 @@ from typing import Any
 
 import yaml
 
-from infra.validate.crds import DEFAULT_CRDS, EXTRA_CRDS, CrdVersion, load_crds, schema_errors
+from infra import upstream
+from infra.upstream_cli import add_upstream_arg, apply_upstream_arg
+from infra.validate.crds import CrdVersion, load_crds, load_pinned_crds, schema_errors
 
 REPO = Path(__file__).resolve().parents[1]
 SKIPS_FILE = REPO / "check-skips.yaml"
@@ -74,10 +76,8 @@ def load_skips(path: Path = SKIPS_FILE) -> dict[str, Any]:
 
 
 def _cel():
-    try:
-        from infra.validate import cel
-    except ImportError:
-        return None
+    from infra.validate import cel  # part of the repository: an import error is a bug, never a silent skip
+
     return cel
 
 
@@ -86,7 +86,8 @@ def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: P
     import kubernetes_validate
 
     report = Report()
-    crds: dict[tuple[str, str], CrdVersion] = load_crds(EXTRA_CRDS)
+    # the pinned upstream CRDs, then a user's own (--crds) on top
+    crds: dict[tuple[str, str], CrdVersion] = load_pinned_crds()
     if crd_dir and crd_dir.exists():
         crds.update(load_crds(crd_dir))
     cel = _cel()
@@ -119,7 +120,8 @@ def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: P
             kubernetes_validate.validate(obj, version, strict=True)
             cov.how = f"kubernetes-validate {version} (strict)"
         except kubernetes_validate.SchemaNotFoundError:
-            why = ("no CRD for it in " + str(crd_dir)) if crd_dir else "no CRD folder given (--crds)"
+            why = "no pinned upstream CRD for it" + (f" and none in {crd_dir}" if crd_dir else
+                                                      " (give its CRD with --crds DIR)")
             report.unchecked_kinds[kind] = why
             cov.how = "NOT CHECKED: " + why
             report.findings.append(Finding("unchecked", rid, f"{kind} has no schema: {why}"))
@@ -169,10 +171,7 @@ def run_checkov(manifest_dir: Path, *, framework: str = "kubernetes") -> list[Fi
 
 
 def run_policy(objs: list[dict[str, Any]], preview: dict[str, Any] | None, *, allow_public_lb: bool) -> list[Finding]:
-    try:
-        from policy import rules
-    except ImportError:
-        return []
+    from policy import rules  # part of the repository: an import error propagates
     resources = []
     if preview:
         resources = [{"type": s["newState"]["type"], "urn": s["urn"], "inputs": s["newState"]["inputs"]}
@@ -255,32 +254,39 @@ def main(argv: list[str] | None = None) -> int:
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--stack", default=None, help="render this stack and check it (default: dev)")
     src.add_argument("--manifests", type=Path, help="check a folder of YAML files without rendering")
-    ap.add_argument("--crds", type=Path, default=DEFAULT_CRDS if DEFAULT_CRDS.exists() else None,
-                    help=f"folder of upstream CRDs (default: {DEFAULT_CRDS})")
+    ap.add_argument("--crds", type=Path, default=None,
+                    help="folder of your own CRDs, checked on top of the pinned upstream ones")
+    add_upstream_arg(ap)
     ap.add_argument("--out", type=Path, help="render output folder (default: build/<stack>)")
     ap.add_argument("--k8s-version", default=DEFAULT_K8S, help="Kubernetes version for --manifests")
     ap.add_argument("--no-checkov", action="store_true", help="skip checkov (it is reported as skipped)")
     args = ap.parse_args(argv)
+    err = apply_upstream_arg(args)
+    if err:
+        print(err, file=sys.stderr)
+        return 2
     if args.crds is not None and not args.crds.is_dir():
         print(f"error: --crds {args.crds}: not a folder", file=sys.stderr)
         return 2
-    if args.manifests is not None:
-        if not args.manifests.is_dir():
-            print(f"error: --manifests {args.manifests}: not a folder", file=sys.stderr)
-            return 2
-        report = check_manifests(args.manifests, args.crds, args.k8s_version, with_checkov=not args.no_checkov)
-        title = f"check of {args.manifests}"
-    else:
-        stack = args.stack or "dev"
-        try:
-            report = check_stack(stack, args.out or REPO / "build" / stack, args.crds, with_checkov=not args.no_checkov)
-        except ConfigError as exc:
-            print("invalid stack configuration:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
-            return 2
-        title = f"check of stack {stack}"
+    if args.manifests is not None and not args.manifests.is_dir():
+        print(f"error: --manifests {args.manifests}: not a folder", file=sys.stderr)
+        return 2
+    try:
+        if args.manifests is not None:
+            report = check_manifests(args.manifests, args.crds, args.k8s_version, with_checkov=not args.no_checkov)
+            title = f"check of {args.manifests}"
+        else:
+            stack = args.stack or "dev"
+            report = check_stack(stack, args.out or REPO / "build" / stack, args.crds,
+                                 with_checkov=not args.no_checkov)
+            title = f"check of stack {stack}"
+    except ConfigError as exc:
+        print("invalid stack configuration:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        return 2
+    except upstream.UpstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.no_checkov:
         title += " (checkov skipped: --no-checkov)"
-    if args.crds is None:
-        title += " (no CRD folder: custom resources not checked)"
     print(format_report(report, title=title))
     return 0 if report.ok else 1

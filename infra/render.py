@@ -158,7 +158,7 @@ def summarize(cfg: PlatformConfig, preview: dict[str, Any], manifests: list) -> 
                   for r in sorted(releases, key=lambda r: r["inputs"].get("name", ""))]
     from infra.versions import MANIFESTS
 
-    lines += ["", "Vendored manifests (pinned):"]
+    lines += ["", "Upstream manifests (pinned, built in code):"]
     lines += [f"  {name:<28} {v.repo} {v.tag} ({v.path})" for name, v in sorted(MANIFESTS.items())]
     pools = [m for _, m in manifests if m.get("kind") == "NodePool"]
     if pools:
@@ -169,14 +169,11 @@ def summarize(cfg: PlatformConfig, preview: dict[str, Any], manifests: list) -> 
             caps = reqs.get("karpenter.sh/capacity-type", [])
             limits = ", ".join(f"{k}={v}" for k, v in sorted(p["spec"].get("limits", {}).items()))
             lines.append(f"  {p['metadata']['name']:<8} families={','.join(fams)} capacity={','.join(caps)} limits: {limits}")
-    try:
-        from infra import cost
-    except ImportError:
-        cost = None
-    if cost is not None and hasattr(cost, "estimate"):
-        est = cost.estimate(cfg)
-        lines += ["", f"Cost estimate: idle ${est['idle_usd_per_hour']:.2f}/h (${est['idle_usd_per_hour'] * 730:,.0f}/month), "
-                      f"max ${est['max_usd_per_hour']:.2f}/h with every NodePool at its limits"]
+    from infra import cost  # part of the repository: an import error is a bug, not a missing line
+
+    est = cost.estimate(cfg)
+    lines += ["", f"Cost estimate: idle ${est['idle_usd_per_hour']:.2f}/h (${est['idle_usd_per_hour'] * 730:,.0f}/month), "
+                  f"max ${est['max_usd_per_hour']:.2f}/h with every NodePool at its limits"]
     return "\n".join(lines) + "\n"
 
 
@@ -184,6 +181,9 @@ def render(stack: str, out: Path | None = None, project_dir: Path = REPO) -> Ren
     """Validate the stack's config (raising ConfigError before anything is registered), run, write."""
     flat = merged_stack_config(stack, project_dir)
     cfg = from_flat(flat, stack=stack)
+    from infra.program import preload
+
+    preload(cfg)  # a missing upstream file stops here, before the engine starts
     monitor, seconds = run_program(cfg, flat)
     preview = build_preview(cfg, flat, monitor.registrations)
     manifests = build_manifests(monitor.registrations)

@@ -26,35 +26,35 @@ CHARTS: dict[str, Chart] = {
     "dcgm_exporter": Chart("dcgm-exporter", "4.8.2", "https://nvidia.github.io/dcgm-exporter/helm-charts", "nvidia-device-plugin"),
     "neuron": Chart("oci://public.ecr.aws/neuron/neuron-helm-chart", "1.9.0", "", "kube-system"),
     "rook_ceph": Chart("rook-ceph", "v1.20.6", "https://charts.rook.io/release", "rook-ceph"),
-    "rook_ceph_cluster": Chart("rook-ceph-cluster", "v1.20.6", "https://charts.rook.io/release", "rook-ceph"),
     # Rook v1.20 drives CSI through ceph-csi-operator (a subchart of rook-ceph, 1.0.4 at v1.20.6); the
     # drivers themselves come from this chart, installed with Rook's values (deploy/charts/ceph-csi-drivers).
     # The chart is published with the operator's release tag as its version.
     "ceph_csi_drivers": Chart("ceph-csi-drivers", "1.0.4", "https://ceph.github.io/ceph-csi-operator", "rook-ceph"),
     "monitoring": Chart("kube-prometheus-stack", "82.18.0", "https://prometheus-community.github.io/helm-charts", "monitoring"),
     # AWS Load Balancer Controller (app v3.5.0, kubernetes-sigs/aws-load-balancer-controller tag v3.5.0); its
-    # IAM policy for that tag is vendored in components/data/aws-load-balancer-controller/.
+    # IAM policy for that tag is pinned in infra/upstream.py.
     "load_balancer_controller": Chart("aws-load-balancer-controller", "3.5.0", "https://aws.github.io/eks-charts", "kube-system"),
 }
 
 
 @dataclass(frozen=True)
-class VendoredManifests:
-    """Upstream release manifests kept in the repo as data (for projects that ship no Helm chart)."""
+class UpstreamManifests:
+    """Upstream release manifests (for projects that ship no Helm chart), built in code from the files
+    ``infra/upstream.py`` pins at the tag (never committed here)."""
 
     repo: str       # GitHub owner/name
     tag: str        # the release tag (never a branch)
     commit: str     # the tag's commit
-    path: str       # folder under the repository root that holds the files and their SOURCES.md
+    path: str       # the kustomize overlay the platform builds, inside the repository at the tag
     namespace: str
 
 
-# The Kubeflow training operator v1 (PyTorchJob, TFJob) ships kustomize manifests, not a chart:
-# components/manifests/training-operator/<tag>/ holds them; its image is IMAGES["training_operator"].
-MANIFESTS: dict[str, VendoredManifests] = {
-    "training_operator": VendoredManifests(
+# The Kubeflow training operator v1 (PyTorchJob, TFJob) ships kustomize manifests, not a chart;
+# components/training_operator.py builds manifests/overlays/standalone; its image is IMAGES["training_operator"].
+MANIFESTS: dict[str, UpstreamManifests] = {
+    "training_operator": UpstreamManifests(
         "kubeflow/trainer", "v1.9.4", "4445c12aa62e4345b0c2c6ac9b215a70eca46ed7",
-        "components/manifests/training-operator/v1.9.4", "kubeflow",
+        "manifests/overlays/standalone", "kubeflow",
     ),
 }
 

@@ -109,9 +109,9 @@ class PlatformConfig(_Model):
 
         lbc, pinned = self.addons.load_balancer_controller, CHARTS["load_balancer_controller"].version
         if lbc.enabled and lbc.version is not None and lbc.version != pinned:
-            return [("addons.loadBalancerController.version", f"{lbc.version} is not vendored; the platform ships the "
-                     f"controller's IAM policy for chart {pinned} (components/data/aws-load-balancer-controller/): "
-                     "vendor the new version's policy and bump infra/versions.py")]
+            return [("addons.loadBalancerController.version", f"{lbc.version} is not pinned; the platform has the "
+                     f"controller's IAM policy for chart {pinned} (infra/upstream.py): pin the new version's policy "
+                     "there and bump infra/versions.py")]
         return []
 
     def _training_problems(self, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:

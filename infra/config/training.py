@@ -270,11 +270,11 @@ def training_problems(cfg: "PlatformConfig", pools: list[NodePoolConfig]) -> lis
     if not cfg.addons.training_operator.enabled:
         out.append(("addons.trainingOperator.enabled", "training needs the training operator (PyTorchJob/TFJob); "
                     "enable it or set training.enabled: false"))
-    vendored = MANIFESTS["training_operator"].tag
+    pinned = MANIFESTS["training_operator"].tag
     version = cfg.addons.training_operator.version
-    if version is not None and version != vendored:
-        out.append(("addons.trainingOperator.version", f"{version} is not vendored; the platform ships the "
-                    f"training operator {vendored} (components/manifests/training-operator/)"))
+    if version is not None and version != pinned:
+        out.append(("addons.trainingOperator.version", f"{version} is not pinned; the platform installs the "
+                    f"training operator {pinned} (its upstream files are pinned in infra/upstream.py)"))
     if not cfg.addons.rook_ceph.enabled:
         out.append(("addons.rookCeph.enabled", "training needs the ceph-filesystem StorageClass (ReadWriteMany) "
                     "for its datasets and models volumes"))

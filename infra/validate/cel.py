@@ -44,7 +44,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import cel as _cel_lib
 
@@ -601,8 +601,8 @@ def _load_crds(crd_dir: Path) -> Iterator[dict[str, Any]]:
                     yield doc
 
 
-def coverage(crd_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Compile every rule of every CRD under ``crd_dir``.
+def coverage(crds: str | Path | Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Compile every rule of every CRD under a folder (or of the given CRD documents).
 
     Returns ``{kind: {"total": n, "compiled": n, "transition": n, "unsupported": [UnsupportedRule]}}``
     where ``total == compiled + len(unsupported)``; a rule counts as compiled only when its
@@ -610,7 +610,8 @@ def coverage(crd_dir: str | Path) -> dict[str, dict[str, Any]]:
     ``oldSelf`` (compiled or not). Kinds whose CRD has no rules are present with ``total == 0``.
     """
     result: dict[str, dict[str, Any]] = {}
-    for crd in _load_crds(Path(crd_dir)):
+    docs = _load_crds(Path(crds)) if isinstance(crds, (str, Path)) else crds
+    for crd in docs:
         spec = crd.get("spec") or {}
         kind = (spec.get("names") or {}).get("kind") or (crd.get("metadata") or {}).get("name", "?")
         entry = result.setdefault(kind, {"total": 0, "compiled": 0, "transition": 0, "unsupported": []})

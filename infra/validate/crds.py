@@ -16,10 +16,24 @@ from typing import Any, Iterator
 import yaml
 from jsonschema import Draft4Validator
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CRDS = REPO.parent / "shared" / "crds"
-# CRDs the platform needs that ../shared/crds does not hold (copied from upstream tags; see SOURCES.md there).
-EXTRA_CRDS = Path(__file__).resolve().parent / "extra_crds"
+from infra import upstream
+from infra.jsonpatch import apply_patch
+
+# The CRDs of every custom-resource kind the platform creates (and Kueue's), as upstream publishes
+# them at the pinned tags (infra/upstream.py). Rook ships all of its CRDs in one multi-document
+# file; KEDA's ScaledObject CRD is its kubebuilder base file with config/crd's kustomize patch applied.
+PINNED_CRDS: tuple[str, ...] = (
+    "karpenter/crd/nodepools", "karpenter/crd/nodeclaims", "karpenter/crd/ec2nodeclasses",
+    "rook/crds",
+    "training-operator/crd/pytorchjobs", "training-operator/crd/tfjobs",
+    "prometheus-operator/crd/servicemonitors", "prometheus-operator/crd/podmonitors",
+    "prometheus-operator/crd/prometheusrules",
+    "keda/crd/scaledobjects",
+    "snapshot/crd/volumesnapshotclasses",
+    *(k for k in upstream.ARTIFACTS if k.startswith("kueue/crd/")),
+)
+# kustomize patches applied to a pinned CRD file, as its upstream kustomization does
+CRD_PATCHES: dict[str, str] = {"keda/crd/scaledobjects": "keda/crd/scaledobjects-patch"}
 
 
 @dataclass(frozen=True)
@@ -41,21 +55,55 @@ def load_crds(crd_dir: Path) -> dict[tuple[str, str], CrdVersion]:
     return dict(_load(str(Path(crd_dir).resolve())))
 
 
+def pinned_crd_documents() -> list[tuple[str, dict[str, Any]]]:
+    """(source URL, CRD document) for every pinned CRD, with upstream's kustomize patches applied.
+
+    Raises :class:`infra.upstream.ArtifactUnavailable` when a file cannot be had."""
+    out = []
+    for key in PINNED_CRDS:
+        docs = copy.deepcopy(upstream.read_yaml_docs(key))
+        if key in CRD_PATCHES:
+            (ops,) = upstream.read_yaml_docs(CRD_PATCHES[key])
+            for doc in docs:
+                apply_patch(doc, ops)
+        url = upstream.artifact(key).url
+        out += [(url, d) for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+    return out
+
+
+def load_pinned_crds() -> dict[tuple[str, str], CrdVersion]:
+    """Every served version of every pinned CRD, keyed by (apiVersion, kind)."""
+    return dict(_load_pinned(tuple(upstream.mirrors())))
+
+
+@lru_cache(maxsize=4)
+def _load_pinned(_mirrors: tuple[Path, ...]) -> tuple[tuple[tuple[str, str], CrdVersion], ...]:
+    out: dict[tuple[str, str], CrdVersion] = {}
+    for source, doc in pinned_crd_documents():
+        out.update(_versions(doc, source))
+    return tuple(out.items())
+
+
+def _versions(doc: dict[str, Any], source: str) -> dict[tuple[str, str], CrdVersion]:
+    out = {}
+    spec = doc["spec"]
+    for ver in spec.get("versions", []):
+        if not ver.get("served", True):
+            continue
+        schema = (ver.get("schema") or {}).get("openAPIV3Schema") or {}
+        crd = CrdVersion(spec["group"], ver["name"], spec["names"]["kind"], spec.get("scope", "Namespaced"),
+                         schema, source)
+        out[(crd.api_version, crd.kind)] = crd
+    return out
+
+
 @lru_cache(maxsize=8)
 def _load(crd_dir: str) -> tuple[tuple[tuple[str, str], CrdVersion], ...]:
     out = {}
     for path in sorted(Path(crd_dir).rglob("*.yaml")):
         for doc in yaml.load_all(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = doc["spec"]
-            for ver in spec.get("versions", []):
-                if not ver.get("served", True):
-                    continue
-                schema = (ver.get("schema") or {}).get("openAPIV3Schema") or {}
-                crd = CrdVersion(spec["group"], ver["name"], spec["names"]["kind"], spec.get("scope", "Namespaced"),
-                                 schema, str(path))
-                out[(crd.api_version, crd.kind)] = crd
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                out.update(_versions(doc, str(path)))
     return tuple(out.items())
 
 

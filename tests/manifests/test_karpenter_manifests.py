@@ -9,7 +9,7 @@ import pytest
 from infra.check import run_checkov, validate_objects
 from infra.render import dump_yaml, render
 from policy.rules import check_manifest
-from tests.conftest import CRDS, REPO, by_name, manifests, states
+from tests.conftest import REPO, by_name, manifests, states
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 STACKS = ("dev", "staging", "prod")
@@ -59,7 +59,7 @@ def test_three_nodepools_and_their_nodeclasses(stack):
 def test_manifests_validate_against_upstream_crds(stack):
     for group, kind in (("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass")):
         objs = manifests(stack, kind)
-        report = validate_objects(objs, k8s_version=stack.cfg.cluster.version, crd_dir=CRDS / group)
+        report = validate_objects(objs, k8s_version=stack.cfg.cluster.version, crd_dir=None)
         assert [str(f) for f in report.findings] == []
         cov = report.coverage[f"{objs[0]['apiVersion']}/{kind}"]
         assert cov.objects == 3 and cov.how.startswith("CRD schema")

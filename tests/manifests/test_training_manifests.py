@@ -12,7 +12,7 @@ import pytest
 from infra.check import check_manifests, validate_objects
 from infra.config import parse_config
 from infra.render import dump_yaml
-from tests.conftest import CRDS, by_name, manifests, states
+from tests.conftest import by_name, manifests, states
 from workloads.training import component as tc
 
 MINE = {"training-operator", "sentiment-trainer", "sentiment-data-prep", "datasets", "models", "ml-workloads"}
@@ -64,7 +64,7 @@ def test_stack_renders_the_training_objects(stack, request):
 def test_stack_objects_pass_core_and_crd_schemas(stack, request):
     result = request.getfixturevalue(stack)
     objs = mine(result)
-    report = validate_objects(objs, k8s_version=result.cfg.cluster.version, crd_dir=CRDS)
+    report = validate_objects(objs, k8s_version=result.cfg.cluster.version, crd_dir=None)
     assert report.ok, [str(f) for f in report.findings]
     how = {k: v.how for k, v in report.coverage.items()}
     assert how["kubeflow.org/v1/PyTorchJob"].startswith("CRD schema")
@@ -78,7 +78,7 @@ def test_variants_pass_schemas_and_checkov(prod, tmp_path):
     assert {o["kind"] for o in objs.values()} >= {"TFJob", "PyTorchJob", "CronJob", "Job", "NetworkPolicy"}
     for i, obj in enumerate([*objs.values(), *mine(prod)]):
         (tmp_path / f"{i:03d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml").write_text(dump_yaml(obj))
-    report = check_manifests(tmp_path, CRDS, prod.cfg.cluster.version)
+    report = check_manifests(tmp_path, None, prod.cfg.cluster.version)
     assert report.ok, [str(f) for f in report.findings]
     assert report.coverage["kubeflow.org/v1/TFJob"].how.startswith("CRD schema")
     assert report.coverage["batch/v1/CronJob"].how.startswith("kubernetes-validate")
@@ -88,7 +88,7 @@ def test_crd_schema_rejects_a_typo(dev):
     """The check is real: an unknown field in the PyTorchJob is reported against the upstream CRD."""
     job = next(m for m in manifests(dev, "PyTorchJob"))
     bad = {**job, "spec": {**job["spec"], "pytorchReplicaSpec": {}}}
-    report = validate_objects([bad], k8s_version="1.34", crd_dir=CRDS)
+    report = validate_objects([bad], k8s_version="1.34", crd_dir=None)
     assert any(f.check == "crd-schema" and "pytorchReplicaSpec" in f.message for f in report.findings)
 
 

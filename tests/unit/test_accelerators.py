@@ -9,7 +9,6 @@ from components.priority import PRIORITY_CLASSES, SERVING, TRAINING, priority_cl
 from infra.check import validate_objects
 from infra.config import parse_config
 from infra.versions import NEURON_KUBE_SCHEDULER
-from tests.conftest import CRDS
 
 GPU = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 NEURON = {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
@@ -107,6 +106,30 @@ def test_dcgm_counters_are_what_the_exporter_is_told_to_collect():
     assert values["arguments"] == ["-f", "/etc/dcgm-exporter/default-counters.csv"]
 
 
+def test_dcgm_exporter_reads_the_custom_metrics_configmap():
+    """`-f FILE` reads customMetrics only because the chart mounts its ConfigMap over FILE (4.8.2 defaults)."""
+    import hashlib
+
+    from infra import upstream
+
+    (chart,) = upstream.read_yaml_docs("dcgm-exporter/chart/values")
+    values = acc.dcgm_exporter_values()
+    merged = {**chart, **values}  # Helm coalescing, top level: the component overrides none of the mount keys
+    assert "extraConfigMapVolumes" not in values and "extraVolumeMounts" not in values
+    args = merged["arguments"]
+    assert "-m" not in args and "--configmap-data" not in args  # the pod gets no API token: -m would exit
+    counters_file = args[args.index("-f") + 1]
+    (volume,) = [v for v in merged["extraConfigMapVolumes"] if v["configMap"]["name"] == "exporter-metrics-config-map"]
+    (item,) = [i for i in volume["configMap"]["items"] if i["key"] == "metrics"]  # the key customMetrics fills
+    (mount,) = [m for m in merged["extraVolumeMounts"] if m["name"] == volume["name"]]
+    assert mount["mountPath"] == counters_file == acc.DCGM_COUNTERS_FILE and mount["subPath"] == item["path"]
+    assert {"DCGM_FI_PROF_SM_ACTIVE", "DCGM_FI_PROF_SM_OCCUPANCY"} <= set(acc.DCGM_METRICS)
+    assert "DCGM_FI_PROF_SM_ACTIVE, gauge," in merged["customMetrics"]
+    # a subPath mount keeps the old file: the counter list's hash in the pod template rolls the DaemonSet
+    digest = hashlib.sha256(values["customMetrics"].encode()).hexdigest()
+    assert values["podAnnotations"] == {acc.DCGM_COUNTERS_ANNOTATION: digest}
+
+
 def test_neuron_metric_names():
     assert {"neuroncore_utilization_ratio", "neuron_runtime_memory_used_bytes"} <= set(acc.NEURON_METRICS)
     assert len(set(acc.NEURON_METRICS)) == len(acc.NEURON_METRICS)
@@ -116,7 +139,7 @@ def test_service_monitors_validate_against_the_prometheus_operator_crd():
     objs = []
     for sm in (kp.karpenter_service_monitor(), acc.dcgm_service_monitor(), acc.neuron_monitor_service_monitor()):
         objs.append({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", **sm})
-    report = validate_objects(objs, k8s_version="1.34", crd_dir=CRDS / "monitoring.coreos.com")
+    report = validate_objects(objs, k8s_version="1.34", crd_dir=None)
     assert report.findings == []
     assert report.coverage["monitoring.coreos.com/v1/ServiceMonitor"].how.startswith("CRD schema")
     karpenter, dcgm, neuron = objs

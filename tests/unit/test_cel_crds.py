@@ -1,4 +1,4 @@
-"""The CEL evaluator against the real upstream CRDs in shared/crds.
+"""The CEL evaluator against the real upstream CRDs, as pinned in infra/upstream.py.
 
 * realistic valid objects (tests/unit/cel_fixtures/*.yaml) pass with no failures and nothing
   unsupported;
@@ -24,8 +24,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from infra.validate.cel import count_rules, coverage, iter_rules, validate  # noqa: E402
+from infra.validate.crds import pinned_crd_documents  # noqa: E402
 
-CRD_DIR = Path(__file__).resolve().parents[3] / "shared" / "crds"
 FIXTURES = Path(__file__).resolve().parent / "cel_fixtures"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -33,12 +33,19 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 @functools.lru_cache(maxsize=None)
 def crd_schemas() -> dict[str, dict[str, Any]]:
     out = {}
-    for path in sorted(CRD_DIR.glob("*/*.yaml")):
-        with path.open() as fh:
-            for doc in yaml.load_all(fh, Loader=_LOADER):
-                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                    (version,) = doc["spec"]["versions"]  # SOURCES.md: exactly one version each
-                    out[doc["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    for _, doc in pinned_crd_documents():
+        (version,) = [v for v in doc["spec"]["versions"] if v.get("storage")]  # the storage version
+        out[doc["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def all_versions_rule_count() -> dict[str, int]:
+    """Rules per kind over every served version (Kueue's CRDs serve v1beta1 and v1beta2)."""
+    out: dict[str, int] = {}
+    for _, doc in pinned_crd_documents():
+        kind = doc["spec"]["names"]["kind"]
+        out[kind] = sum(count_rules(v["schema"]["openAPIV3Schema"]) for v in doc["spec"]["versions"])
     return out
 
 
@@ -86,8 +93,8 @@ EXPECTED_RULES = {
 }
 
 
-def test_crd_dir_is_present():
-    assert (CRD_DIR / "SOURCES.md").is_file(), CRD_DIR
+def test_pinned_crds_hold_every_fixture_kind():
+    assert set(EXPECTED_RULES) <= set(crd_schemas())
 
 
 def test_every_fixture_kind_is_covered():
@@ -349,7 +356,7 @@ def test_gt_requirement_with_non_integer_value_is_an_evaluation_error():
 
 @functools.lru_cache(maxsize=None)
 def _coverage() -> dict[str, dict[str, Any]]:
-    return coverage(CRD_DIR)
+    return coverage(doc for _, doc in pinned_crd_documents())
 
 
 def test_coverage_karpenter_rules_all_compile():
@@ -365,7 +372,7 @@ def test_coverage_all_crds_compile():
     assert set(EXPECTED_RULES) <= set(cov)
     for kind, entry in cov.items():
         assert entry["unsupported"] == [], (kind, entry["unsupported"])
-        assert entry["total"] == entry["compiled"] == count_rules(schema(kind)), kind
+        assert entry["total"] == entry["compiled"] == all_versions_rule_count()[kind], kind
 
 
 def test_coverage_reports_unsupported_rules(tmp_path):

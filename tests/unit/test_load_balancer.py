@@ -1,12 +1,12 @@
 """The AWS Load Balancer Controller (components/load_balancer.py): values, IAM, ordering, config."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 
 from components import load_balancer as lb
+from infra import upstream
 from infra.cluster import SYSTEM_TOLERATION
 from infra.config import ConfigError, from_flat, merged_stack_config, parse_config
 from infra.render import REPO, build_manifests, build_preview, run_program
@@ -17,7 +17,8 @@ from tests.conftest import by_name, manifests, states
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVING = "eks-ml-platform:sentiment:SentimentServing"
 COMPONENT = "eks-ml-platform:load_balancer:LoadBalancerController"
-VENDORED_SHA256 = {
+# upstream's files at v3.5.0 (sha256 of the release's docs/install/*.json, recorded independently of the registry)
+UPSTREAM_SHA256 = {
     "iam_policy.json": "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a",
     "iam_policy_us-gov.json": "eff0caf0b8f205e63e09ee1ea37a90fba6a87a417ac40fc83da50b204a55f372",
     "iam_policy_cn.json": "b1ac7c188d27a2cdb3095c7efd8376cd21705fe75d6ce91715558a85987b25bc",
@@ -73,12 +74,15 @@ def test_default_tags_carry_the_cluster_and_never_a_tracking_key():
     assert "managed-by" not in tags  # Pulumi does not manage the load balancers
 
 
-def test_vendored_policies_are_upstream_bytes():
-    for file, digest in VENDORED_SHA256.items():
-        data = (lb.DATA_DIR / file).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == digest, file
-        assert digest in (lb.DATA_DIR / "SOURCES.md").read_text()
-    assert "v3.5.0" in (lb.DATA_DIR / "SOURCES.md").read_text() and CHARTS["load_balancer_controller"].version == "3.5.0"
+def test_policies_are_pinned_to_the_apps_tag():
+    # the IAM policy is upstream's for exactly the chart's app version, obtained by pinned URL + sha256
+    assert CHARTS["load_balancer_controller"].version == "3.5.0"
+    for partition, key in lb.POLICY_ARTIFACTS.items():
+        art = upstream.artifact(key)
+        assert art.repo == "kubernetes-sigs/aws-load-balancer-controller" and art.tag == "v3.5.0"
+        assert art.sha256 == UPSTREAM_SHA256[art.path.rsplit("/", 1)[1]], partition
+    assert {upstream.artifact(k).path for k in lb.POLICY_ARTIFACTS.values()} == {
+        "docs/install/iam_policy.json", "docs/install/iam_policy_cn.json", "docs/install/iam_policy_us-gov.json"}
 
 
 @pytest.mark.parametrize("region,partition", [("us-west-2", "aws"), ("us-gov-west-1", "aws-us-gov"),
@@ -106,7 +110,7 @@ def test_metrics_service_and_service_monitor_agree():
 # ------------------------------------------------------------------------------- rendered stacks
 def test_iam_policy_is_the_vendored_file_and_attached(dev):
     policy = by_name(dev, "aws:iam/policy:Policy", "ml-load-balancer-controller")
-    assert json.loads(policy["inputs"]["policy"]) == json.loads((lb.DATA_DIR / "iam_policy.json").read_text())
+    assert json.loads(policy["inputs"]["policy"]) == json.loads(upstream.read_text("aws-load-balancer-controller/iam-policy/aws"))
     role = by_name(dev, "aws:iam/role:Role", "ml-load-balancer-controller")
     trust = json.loads(role["inputs"]["assumeRolePolicy"])
     assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
@@ -183,13 +187,12 @@ def test_controller_off_is_fine_without_exposure():
     assert parse_config({}, stack="dev").addons.load_balancer_controller.enabled  # on by default
 
 
-def test_version_override_needs_a_vendored_policy():
+def test_version_override_needs_a_pinned_policy():
     with pytest.raises(ConfigError) as err:
         parse_config({"addons": {"loadBalancerController": {"version": "1.17.1"}}}, stack="dev")
-    assert str(err.value) == ("eks-ml-platform:addons.loadBalancerController.version: 1.17.1 is not vendored; the "
-                              "platform ships the controller's IAM policy for chart 3.5.0 "
-                              "(components/data/aws-load-balancer-controller/): vendor the new version's policy and "
-                              "bump infra/versions.py")
+    assert str(err.value) == ("eks-ml-platform:addons.loadBalancerController.version: 1.17.1 is not pinned; the "
+                              "platform has the controller's IAM policy for chart 3.5.0 "
+                              "(infra/upstream.py): pin the new version's policy there and bump infra/versions.py")
     assert parse_config({"addons": {"loadBalancerController": {"version": "3.5.0"}}}, stack="dev")
 
 

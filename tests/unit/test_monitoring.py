@@ -9,7 +9,7 @@ import pytest
 from components import alerts
 from components import monitoring as mon
 from infra.config import ConfigError, parse_config
-from infra.validate.crds import DEFAULT_CRDS, load_crds, schema_errors
+from infra.validate.crds import load_pinned_crds, schema_errors
 from tests.conftest import by_name, manifests, states
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -196,7 +196,7 @@ def test_others_scrapes_depend_on_our_release(dev):
 
 
 def test_rendered_monitoring_objects_validate_against_crds(dev, prod, staging):
-    crds = load_crds(DEFAULT_CRDS)
+    crds = load_pinned_crds()
     for result in (dev, prod, staging):
         objs = [m for m in manifests(result) if m["apiVersion"] == "monitoring.coreos.com/v1"]
         assert {"ServiceMonitor", "PodMonitor", "PrometheusRule"} <= {m["kind"] for m in objs}

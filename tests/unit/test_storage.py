@@ -8,10 +8,9 @@ import pytest
 
 from components import storage as st
 from infra.config import ConfigError, parse_config
-from infra.validate.crds import DEFAULT_CRDS, load_crds, schema_errors
+from infra.validate.crds import load_pinned_crds, schema_errors
 from tests.conftest import by_name, manifests, states
 
-EXTRA_CRDS = Path(__file__).resolve().parents[2] / "infra" / "validate" / "extra_crds"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
@@ -223,7 +222,7 @@ def test_stateful_storage_is_protected_in_prod(dev, prod):
 
 
 def test_rendered_objects_validate_against_upstream_crds(dev, prod, staging):
-    crds = {**load_crds(DEFAULT_CRDS), **load_crds(EXTRA_CRDS)}
+    crds = load_pinned_crds()
     for result in (dev, prod, staging):
         objs = [m for m in manifests(result)
                 if m["apiVersion"] in ("ceph.rook.io/v1", "snapshot.storage.k8s.io/v1")]
@@ -267,7 +266,7 @@ def test_destroy_data_renders_cleanup_policy_and_force_deletion(tmp_path):
     assert cluster["spec"]["cleanupPolicy"]["confirmation"] == "yes-really-destroy-data"
     pool = [m for m in manifests(result, "CephBlockPool")][0]
     assert pool["metadata"]["annotations"]["rook.io/force-deletion"] == "true"
-    crds = load_crds(DEFAULT_CRDS)
+    crds = load_pinned_crds()
     assert not list(schema_errors(cluster, crds[("ceph.rook.io/v1", "CephCluster")]))
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from components import training_operator as op
 from infra.config import parse_config
+from infra import upstream
 from infra.versions import IMAGES, MANIFESTS
 from workloads import shared
 from workloads.training import component as tc
@@ -351,20 +352,56 @@ def test_operator_subset_and_bad_input():
     assert dep["spec"]["template"]["spec"]["containers"][0]["args"] == ["--enable-scheme=pytorchjob"]
     with pytest.raises(ValueError, match="unknown job kind"):
         op.operator_objects(op.OperatorSettings(kinds=("MPIJob",)))
-    with pytest.raises(ValueError, match="no vendored manifests"):
+    with pytest.raises(ValueError, match="only the pinned release v1.9.4"):
         op.operator_objects(op.OperatorSettings(version="v1.8.1"))
 
 
-def test_vendored_manifests_match_the_pin():
+def test_upstream_files_are_pinned_at_the_release_tag():
     pin = MANIFESTS["training_operator"]
-    folder = REPO / pin.path
-    sources = (folder / "SOURCES.md").read_text()
-    assert pin.tag in sources and pin.commit in sources and IMAGES["training_operator"] in sources
-    assert (folder / "LICENSE").read_text().lstrip().startswith("Apache License")
-    # the CRDs are upstream's files, byte for byte: the same ones `check` validates against
-    shared_crds = REPO.parent / "shared" / "crds" / "kubeflow.org"
-    for plural, shared_name in (("pytorchjobs", "pytorchjob.yaml"), ("tfjobs", "tfjob.yaml")):
-        assert (folder / "crds" / f"kubeflow.org_{plural}.yaml").read_bytes() == (shared_crds / shared_name).read_bytes()
+    keys = [*op.BASE_RESOURCES, op.WEBHOOK_MANIFESTS, op.WEBHOOK_PATCH, op.OVERLAY, op.OVERLAY_NAMESPACE,
+            *op.CRD_ARTIFACTS.values()]
+    for key in keys:
+        art = upstream.artifact(key)
+        assert (art.repo, art.tag) == (pin.repo, pin.tag) and art.path.startswith("manifests/"), key
+    # the image is the tag the standalone overlay pins
+    (overlay,) = upstream.read_yaml_docs(op.OVERLAY)
+    (image,) = overlay["images"]
+    assert IMAGES["training_operator"] == f"{image['name']}:{image['newTag']}"
+
+
+def test_standalone_overlay_is_what_kustomize_builds():
+    """The objects of `kubectl kustomize manifests/overlays/standalone` at v1.9.4 (kubectl v1.32.4), as
+    recorded from its output: every namespaced object in kubeflow, the webhook renamed and pointed at
+    the training-operator Service, the overlay's image tag, and the generated empty cert Secret."""
+    objs = op.standalone_overlay("v1.9.4")
+    ids = sorted((o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in objs)
+    assert ids == [
+        ("ClusterRole", "training-operator", None),
+        ("ClusterRoleBinding", "training-operator", None),
+        ("Deployment", "training-operator", "kubeflow"),
+        ("Namespace", "kubeflow", None),
+        ("Secret", "training-operator-webhook-cert", "kubeflow"),
+        ("Service", "training-operator", "kubeflow"),
+        ("ServiceAccount", "training-operator", "kubeflow"),
+        ("ValidatingWebhookConfiguration", "validator.training-operator.kubeflow.org", None),
+    ]
+    by_kind = {o["kind"]: o for o in objs}
+    hook = by_kind["ValidatingWebhookConfiguration"]
+    assert hook["metadata"]["labels"] == {"control-plane": "kubeflow-training-operator"}
+    assert [w["name"] for w in hook["webhooks"]] == [
+        f"validator.{k}.training-operator.kubeflow.org" for k in ("jaxjob", "paddlejob", "pytorchjob", "tfjob",
+                                                                 "xgboostjob")]
+    assert {(w["clientConfig"]["service"]["name"], w["clientConfig"]["service"]["namespace"])
+            for w in hook["webhooks"]} == {("training-operator", "kubeflow")}
+    assert by_kind["ClusterRoleBinding"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "training-operator", "namespace": "kubeflow"}]
+    (container,) = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "ghcr.io/kubeflow/training-v1/training-operator:v1-93c5489"
+    assert by_kind["Secret"] == {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": {},
+                                 "metadata": {"name": "training-operator-webhook-cert", "namespace": "kubeflow"}}
+    # fresh copies: a caller may change them without touching the next build
+    by_kind["Deployment"]["spec"]["replicas"] = 7
+    assert next(o for o in op.standalone_overlay("v1.9.4") if o["kind"] == "Deployment")["spec"]["replicas"] == 1
 
 
 def test_apps_do_not_import_pulumi_or_the_component():

@@ -194,7 +194,7 @@ def test_memory_quantities():
     ({"addons": {"trainingOperator": {"enabled": False}}},
      "eks-ml-platform:addons.trainingOperator.enabled: training needs the training operator (PyTorchJob/TFJob)"),
     ({"addons": {"trainingOperator": {"version": "v1.8.1"}}},
-     "eks-ml-platform:addons.trainingOperator.version: v1.8.1 is not vendored; the platform ships the training operator v1.9.4"),
+     "eks-ml-platform:addons.trainingOperator.version: v1.8.1 is not pinned; the platform installs the training operator v1.9.4"),
     ({"addons": {"rookCeph": {"enabled": False}}},
      "eks-ml-platform:addons.rookCeph.enabled: training needs the ceph-filesystem StorageClass"),
 ])
