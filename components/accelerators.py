@@ -23,6 +23,7 @@ Installed only for the accelerators some pool actually has (``cfg.pools``), each
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -45,6 +46,13 @@ NEURON_MONITOR_NAMESPACE = "neuron-monitor"
 MONITORING_NAMESPACE = CHARTS["monitoring"].namespace  # where Prometheus runs
 NEURON_MONITOR_PORT = 8000
 DCGM_PORT_NAME = "metrics"  # dcgm-exporter chart templates/service.yaml
+# The dcgm-exporter 4.8.2 chart renders customMetrics into the ConfigMap exporter-metrics-config-map
+# (templates/metrics-configmap.yaml) and, by its default extraConfigMapVolumes/extraVolumeMounts
+# (deployment/values.yaml), mounts that ConfigMap's `metrics` key over this file (subPath): `-f` with
+# it reads customMetrics. (`-m <ns>:exporter-metrics-config-map` would read it through the API, but the
+# chart gives the pod no service-account token unless pod labels/UID or DRA are on: the exporter exits.)
+DCGM_COUNTERS_FILE = "/etc/dcgm-exporter/default-counters.csv"
+DCGM_COUNTERS_ANNOTATION = "eks-ml-platform/dcgm-counters-sha256"
 NEURON_SCHEDULER_NAME = "my-scheduler"  # the chart's scheduler.customScheduler.fullnameOverride
 
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
@@ -136,12 +144,15 @@ def nvidia_device_plugin_values() -> dict[str, Any]:
 
 
 def dcgm_exporter_values() -> dict[str, Any]:
-    """Values for dcgm-exporter 4.8.2 (deployment/values.yaml)."""
+    """Values for dcgm-exporter 4.8.2 (deployment/values.yaml); its default ConfigMap mount is kept."""
+    csv = dcgm_counters_csv()
     return {
         "tolerations": [dict(GPU_TOLERATION)],  # replaces the chart's control-plane toleration
         "affinity": accelerator_affinity(NVIDIA),
-        "customMetrics": dcgm_counters_csv(),  # the chart's exporter-metrics-config-map
-        "arguments": ["-f", "/etc/dcgm-exporter/default-counters.csv"],
+        "customMetrics": csv,  # the chart's exporter-metrics-config-map, mounted at DCGM_COUNTERS_FILE
+        "arguments": ["-f", DCGM_COUNTERS_FILE],
+        # a subPath mount never sees a changed ConfigMap: a new counter list rolls the DaemonSet instead
+        "podAnnotations": {DCGM_COUNTERS_ANNOTATION: hashlib.sha256(csv.encode()).hexdigest()},
         "serviceMonitor": {"enabled": False},  # created by this component once monitoring exists
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
     }
