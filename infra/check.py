@@ -27,6 +27,7 @@ import yaml
 from infra import upstream
 from infra.upstream_cli import add_upstream_arg, apply_upstream_arg
 from infra.validate.crds import CrdVersion, load_crds, load_pinned_crds, schema_errors
+from infra.validate.defaults import as_stored
 
 REPO = Path(__file__).resolve().parents[1]
 SKIPS_FILE = REPO / "check-skips.yaml"
@@ -57,6 +58,8 @@ class Report:
     coverage: dict[str, KindCoverage] = field(default_factory=lambda: defaultdict(KindCoverage))
     unchecked_kinds: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    helm_checked: list[str] = field(default_factory=list)       # "<release>: <chart> <version>"
+    helm_not_checked: list[str] = field(default_factory=list)   # never counted as passed
 
     @property
     def ok(self) -> bool:
@@ -81,8 +84,17 @@ def _cel():
     return cel
 
 
-def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: Path | None) -> Report:
-    """Core and CRD validation of parsed objects (no rendering, no checkov)."""
+def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: Path | None,
+                     stored: list[dict[str, Any]] | None = None) -> Report:
+    """Core and CRD validation of parsed objects (no rendering, no checkov).
+
+    A custom resource is checked as the API server checks it on create: nulls of fields that are
+    neither nullable nor defaulted are dropped and the CRD's structural defaults applied
+    (``infra.validate.defaults``), then the defaulted object is validated against the schema and
+    then its CEL rules. When ``stored`` is given, each object as the server would store it (the
+    defaulted copy for a custom resource, the object itself otherwise) is appended to it, in
+    order: that is what the policy rules judge.
+    """
     import kubernetes_validate
 
     report = Report()
@@ -99,14 +111,20 @@ def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: P
         cov = report.coverage[kind]
         cov.objects += 1
         crd = crds.get((obj.get("apiVersion", ""), obj.get("kind", "")))
+        if crd is None and stored is not None:
+            stored.append(obj)
         if crd is not None:
             cov.how = "CRD schema" + (" + CEL" if cel else "")
             t0 = time.perf_counter()
-            for err in schema_errors(obj, crd):
+            # (1) nulls pruned, (2) structural defaults, then (3) schema and (4) CEL on that object
+            defaulted = as_stored(obj, crd.schema)
+            if stored is not None:
+                stored.append(defaulted)
+            for err in schema_errors(defaulted, crd):
                 report.findings.append(Finding("crd-schema", rid, err))
             t1 = time.perf_counter()
             if cel is not None:
-                cel_report = cel.validate(obj, crd.schema)
+                cel_report = cel.validate(defaulted, crd.schema)
                 cov.cel_checked += cel_report.checked
                 cov.cel_skipped += cel_report.skipped
                 cov.cel_unsupported += len(cel_report.unsupported)
@@ -180,6 +198,16 @@ def run_policy(objs: list[dict[str, Any]], preview: dict[str, Any] | None, *, al
             for f in rules.evaluate(objs, resources, allow_public_lb=allow_public_lb)]
 
 
+def run_helm_values(report: Report, preview: dict[str, Any]) -> list[Finding]:
+    """Each Helm release's values against the chart's own values.yaml at the pinned version."""
+    from infra.validate import helm_values
+
+    hv = helm_values.check_preview(preview)
+    report.helm_checked = list(hv.checked)
+    report.helm_not_checked = [str(n) for n in hv.not_checked]
+    return [Finding("helm-values", f"HelmRelease/{f.release}", f"{f.path}: {f.message}") for f in hv.findings]
+
+
 def read_manifest_dir(path: Path) -> tuple[list[dict[str, Any]], list[Finding]]:
     objs, bad = [], []
     files = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
@@ -206,6 +234,11 @@ def format_report(report: Report, *, title: str) -> str:
             cel = f"  [CEL rules: {cov.cel_checked} checked, {cov.cel_skipped} skipped (update-only), " \
                   f"{cov.cel_unsupported} unsupported]"
         lines.append(f"{kind:<64} {cov.objects:>7}  {cov.how}{cel}")
+    if report.helm_checked or report.helm_not_checked:
+        lines.append("")
+        lines.append("Helm values (each key path against the chart's values.yaml at the pinned version):")
+        lines += [f"  checked      {c}" for c in report.helm_checked]
+        lines += [f"  not checked  {n}" for n in report.helm_not_checked]
     t = report.timings
     if t:
         lines.append("")
@@ -224,10 +257,14 @@ def check_stack(stack: str, out: Path, crd_dir: Path | None, *, with_checkov: bo
 
     result = render(stack, out)
     objs = [obj for _, obj in result.manifests]
-    report = validate_objects(objs, k8s_version=result.cfg.cluster.version, crd_dir=crd_dir)
+    stored: list[dict[str, Any]] = []  # custom resources defaulted as the API server stores them
+    report = validate_objects(objs, k8s_version=result.cfg.cluster.version, crd_dir=crd_dir, stored=stored)
     t0 = time.perf_counter()
-    report.findings += run_policy(objs, result.preview, allow_public_lb=result.cfg.allow_public_load_balancers)
+    report.findings += run_policy(stored, result.preview, allow_public_lb=result.cfg.allow_public_load_balancers)
     report.timings["policy"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report.findings += run_helm_values(report, result.preview)
+    report.timings["helm_values"] = time.perf_counter() - t0
     if with_checkov and objs:
         t0 = time.perf_counter()
         report.findings += run_checkov(out / "manifests")
@@ -237,9 +274,10 @@ def check_stack(stack: str, out: Path, crd_dir: Path | None, *, with_checkov: bo
 
 def check_manifests(path: Path, crd_dir: Path | None, k8s_version: str, *, with_checkov: bool = True) -> Report:
     objs, bad = read_manifest_dir(path)
-    report = validate_objects(objs, k8s_version=k8s_version, crd_dir=crd_dir)
+    stored: list[dict[str, Any]] = []  # custom resources defaulted as the API server stores them
+    report = validate_objects(objs, k8s_version=k8s_version, crd_dir=crd_dir, stored=stored)
     report.findings = bad + report.findings
-    report.findings += run_policy(objs, None, allow_public_lb=False)
+    report.findings += run_policy(stored, None, allow_public_lb=False)
     if with_checkov and objs:
         report.findings += run_checkov(path)
     return report

@@ -222,6 +222,10 @@ def _is_nodepool(obj: Mapping[str, Any]) -> bool:
 
 
 def check_imdsv2(obj: Mapping[str, Any]) -> list[Finding]:
+    """Judges the object as given. ``python -m infra check`` gives custom resources as the API server
+    stores them, with the CRD's defaults applied: there a class that leaves ``httpTokens`` out has
+    the CRD default ``required`` and passes, while an explicit ``optional`` fails. On a raw object
+    (the PolicyPack's inputs, a hand-built dict) a missing value is reported, to be safe."""
     if not _is_nodeclass(obj):
         return []
     tokens = ((obj.get("spec") or {}).get("metadataOptions") or {}).get("httpTokens")

@@ -114,6 +114,10 @@ def test_rendered_stacks_pass_check(stack, tmp_path):
                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "no findings" in proc.stdout and "NOT CHECKED" not in proc.stdout
+    # Helm values: every release compared with its chart's values.yaml, Neuron's stated as not checked
+    assert "  checked      karpenter: karpenter 1.14.1" in proc.stdout
+    assert "  checked      kube-prometheus-stack: kube-prometheus-stack 82.18.0" in proc.stdout
+    assert "  not checked  neuron: oci://public.ecr.aws/neuron/neuron-helm-chart 1.9.0 not checked: " in proc.stdout
     # per-kind coverage: NodePools and EC2NodeClasses had their CEL rules evaluated, none unsupported
     for kind in ("karpenter.sh/v1/NodePool", "karpenter.k8s.aws/v1/EC2NodeClass"):
         line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(kind))

@@ -411,3 +411,15 @@ def test_validation_is_fast():
         passes.append(time.perf_counter() - start)
     assert cold < 1.0, cold
     assert max(passes) < 0.25, passes  # budget is 1 s per pass; keep a wide margin
+
+
+def test_readme_rule_count_is_true():
+    """The README's "All N rules of the M pinned CRDs compile", counted from the CRD documents themselves."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    m = re.search(r"All (\d+) rules of the (\d+) pinned\s+CRDs compile", text)
+    assert m, "README lost its CEL rule count"
+    counts = all_versions_rule_count()
+    assert (int(m.group(1)), int(m.group(2))) == (sum(counts.values()), len(counts))
+    assert sum(e["compiled"] for e in _coverage().values()) == sum(counts.values())
