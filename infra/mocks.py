@@ -85,6 +85,13 @@ class PlatformMocks(pulumi.runtime.Mocks):
             state["url"] = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{state['name']}"
             state["arn"] = f"arn:aws:sqs:{self.region}:{ACCOUNT}:{state['name']}"
             rid = state["url"]
+        elif typ == "aws:ecr/repository:Repository":
+            state["repositoryUrl"] = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{state['name']}"
+            state["registryId"] = ACCOUNT
+            state["arn"] = f"arn:aws:ecr:{self.region}:{ACCOUNT}:repository/{state['name']}"
+            rid = state["name"]
+        elif typ == "aws:ecr/lifecyclePolicy:LifecyclePolicy":
+            state["registryId"] = ACCOUNT
         elif typ == "aws:eks/addon:Addon":
             state.setdefault("addonVersion", "v0.0.0-eksbuild.1")
         elif typ == "aws:eks/nodeGroup:NodeGroup":
@@ -93,6 +100,13 @@ class PlatformMocks(pulumi.runtime.Mocks):
             state.setdefault("availabilityZone", f"{self.region}a")
         elif typ.startswith("random:"):
             state["result"] = "mock-" + _h(typ, name, n=24)
+        elif typ == "docker-build:index:Image":
+            # a build's digest: deterministic from the resource and what it is tagged as (a new content hash
+            # in the tag gives a new digest, as a real rebuild would)
+            tags = [str(t) for t in inputs.get("tags") or []]
+            state["digest"] = "sha256:" + hashlib.sha256(json.dumps([name, tags]).encode()).hexdigest()
+            state["ref"] = f"{tags[0]}@{state['digest']}" if tags else state["digest"]
+            rid = state["digest"]
         elif typ == "kubernetes:helm.sh/v3:Release":
             state["status"] = {"name": inputs.get("name", name), "namespace": inputs.get("namespace", "default"),
                                "chart": inputs.get("chart"), "version": inputs.get("version"), "status": "deployed"}
@@ -109,6 +123,15 @@ class PlatformMocks(pulumi.runtime.Mocks):
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         if tok in ("aws:index/getRegion:getRegion", "aws:index/region:getRegion"):
             return {"name": self.region, "region": self.region, "id": self.region, "endpoint": f"ec2.{self.region}.amazonaws.com"}
+        if tok == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            registry = (args.args or {}).get("registryId") or ACCOUNT
+            password = "mock-ecr-password-" + _h("ecr", registry, n=24)
+            import base64
+
+            return {"userName": "AWS", "password": password, "id": self.region,
+                    "authorizationToken": base64.b64encode(f"AWS:{password}".encode()).decode(),
+                    "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
+                    "expiresAt": "2026-01-01T12:00:00Z", "registryId": registry}
         return {}
 
     # ------------------------------------------------------------------ helpers

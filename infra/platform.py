@@ -106,6 +106,15 @@ class Platform(pulumi.ComponentResource):
                 TrainingOperatorArgs(settings=OperatorSettings.from_config(cfg), protect_crds=cfg.protect),
                 opts=self.ctx.opts(self),
             )
+        # >>> workload images (components/images.py): ECR repositories + builds, or the images.* references.
+        # Only the AWS provider: nothing here waits for the cluster, so the builds run while it comes up.
+        self.images = None
+        if cfg.training.enabled or cfg.serving.enabled:
+            from components.images import ImagesSettings, WorkloadImages, WorkloadImagesArgs
+
+            self.images = WorkloadImages(f"{name}-images", WorkloadImagesArgs(settings=ImagesSettings.from_config(cfg)),
+                                         opts=aws_opts)
+        # <<< workload images
         if cfg.training.enabled or cfg.serving.enabled:
             from workloads.shared import WorkloadStorage, WorkloadStorageArgs
 
@@ -133,8 +142,8 @@ class Platform(pulumi.ComponentResource):
                 TrainingWorkloadArgs(ctx=self.ctx, namespace=ws.namespace, datasets_pvc=ws.datasets_pvc,
                                      models_pvc=ws.models_pvc,
                                      operator_ready=tuple(getattr(operator, "ready", ())),
-                                     priority_classes=tuple(priority)),
-                opts=self.ctx.opts(self, depends_on=[ws, *priority]),
+                                     priority_classes=tuple(priority), images=self.images),
+                opts=self.ctx.opts(self, depends_on=[ws, *priority, self.images]),
             )
         # <<< training operator + training workload
         # >>> load balancer controller (components/load_balancer.py)
@@ -159,12 +168,13 @@ class Platform(pulumi.ComponentResource):
             # the serving pods before the controller that owns their nodes.
             storage = self.addons.get("workload_storage")
             serving_class = (getattr(self.addons.get("priority"), "classes", None) or {}).get(PRIORITY_CLASS)
-            serving_deps = [d for d in (storage, serving_class, self.addons.get("karpenter"),
+            serving_deps = [d for d in (storage, serving_class, self.addons.get("karpenter"), self.images,
                                         getattr(self.addons.get("load_balancer"), "release", None)) if d is not None]
             self.addons["serving"] = SentimentServing(
                 f"{name}-sentiment",
                 SentimentServingArgs(ctx=self.ctx, namespace=getattr(storage, "namespace", None),
-                                     models_pvc=getattr(storage, "models_pvc", None), priority_class=serving_class),
+                                     models_pvc=getattr(storage, "models_pvc", None), priority_class=serving_class,
+                                     images=self.images),
                 opts=self.ctx.opts(self, depends_on=serving_deps),
             )
         # <<< sentiment serving
@@ -176,6 +186,9 @@ class Platform(pulumi.ComponentResource):
             "vpcId": self.network.vpc_id,
             "privateSubnetIds": self.network.private_subnet_ids,
         }
+        if self.images is not None:
+            for key, ref in sorted(self.images.refs.items()):  # the workload images, by digest when built
+                self.outputs[f"image{key[0].upper()}{key[1:]}"] = ref
         if "serving" in self.addons:
             self.outputs["servingEndpoint"] = self.addons["serving"].endpoint  # in-cluster URL of POST /analyze
         if "monitoring" in self.addons:

@@ -91,6 +91,11 @@ NEURON_KUBE_SCHEDULER: dict[str, str] = {
 }
 
 IMAGES: dict[str, str] = {
+    # The workload images' public release images, tag-pinned. The stack does not run these by default:
+    # with images.build true (the default) components/images.py builds workloads/*/Dockerfile* into ECR
+    # and the workloads run those by digest. With images.build false, point images.trainer, trainerGpu,
+    # server and serverNeuron at these (or your own mirror of them). The pure manifest builders also
+    # fall back to them when given no built image (tests, `describe`).
     "trainer": "ghcr.io/eks-ml-platform/trainer:0.1.0",
     "trainer_gpu": "ghcr.io/eks-ml-platform/trainer-gpu:0.1.0",
     "sentiment": "ghcr.io/eks-ml-platform/sentiment:0.1.0",

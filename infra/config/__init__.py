@@ -10,7 +10,7 @@ Config keys are camelCase in ``Pulumi.<stack>.yaml`` (``eks-ml-platform:cluster`
 
 Modules: ``base`` (ConfigError, the model base, shared regexes and quantity helpers),
 ``cluster``, ``network``, ``node_pools``, ``addons`` (add-ons, storage, monitoring),
-``training``, ``serving``, ``platform`` (PlatformConfig and the cross checks) and
+``training``, ``serving``, ``images``, ``platform`` (PlatformConfig and the cross checks) and
 ``loading`` (reading stack files, error formatting). Every name is re-exported here, so
 ``from infra.config import ...`` works as it did when this was one module.
 """
@@ -56,6 +56,7 @@ from infra.config.loading import (
     read_stack_file,
     split_stack_config,
 )
+from infra.config.images import IMAGE_KEYS, ImagesConfig, image_ref, images_problems, needed_images
 from infra.config.network import VpcConfig
 from infra.config.node_pools import (
     AMI_ALIAS_RE,
@@ -96,12 +97,12 @@ from infra.config.training import (
 __all__ = [
     "ACM_ARN_RE", "AMI_ALIAS_RE", "ARM64_ONLY_FAMILIES", "AWS_REGION_RE", "AddonToggle", "AddonsConfig",
     "AdminPrincipal", "CPU_QUANTITY_RE", "CRON_MACROS", "ClusterConfig", "ConfigError", "DEFAULT_K8S",
-    "DNS_LABEL_RE", "DURATION_RE", "DisruptionBudget", "EndpointConfig", "HF_URI_RE", "HOSTNAME_RE", "IMAGE_RE",
+    "DNS_LABEL_RE", "DURATION_RE", "DisruptionBudget", "EndpointConfig", "HF_URI_RE", "HOSTNAME_RE", "IMAGE_KEYS", "IMAGE_RE", "ImagesConfig",
     "INF1_SIZES", "LOG_TYPES", "MonitoringConfig", "NEURON_FAMILIES", "NVIDIA_FAMILIES", "NodePoolConfig",
     "PROJECT", "PlatformConfig", "PoolLimits", "QUANTITY_RE", "S3_URI_RE", "SECRET_KEYS",
     "SERVING_DEVICE_ACCELERATOR", "SUPPORTED_K8S", "ServingConfig", "ServingIngressConfig", "ServingResources",
     "StorageConfig", "SystemNodesConfig", "TIME_ZONE_RE", "TrainingConfig", "TrainingDatasetConfig", "VpcConfig",
-    "cpu_millis", "cpu_pool", "cron_problem", "default_node_pools", "from_flat", "load_from_pulumi",
-    "load_stack_config", "memory_bytes", "merged_stack_config", "parse_config", "project_defaults",
+    "cpu_millis", "cpu_pool", "cron_problem", "default_node_pools", "from_flat", "image_ref", "images_problems", "load_from_pulumi",
+    "load_stack_config", "memory_bytes", "merged_stack_config", "needed_images", "parse_config", "project_defaults",
     "read_stack_file", "serving_problems", "split_stack_config", "training_problems",
 ]

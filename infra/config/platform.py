@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.addons import AddonsConfig, MonitoringConfig, StorageConfig
 from infra.config.base import _Model
 from infra.config.cluster import ClusterConfig
+from infra.config.images import ImagesConfig, images_problems
 from infra.config.network import VpcConfig
 from infra.config.node_pools import NodePoolConfig, default_node_pools
 from infra.config.serving import ServingConfig, serving_problems
@@ -32,6 +33,7 @@ class PlatformConfig(_Model):
     monitoring: MonitoringConfig = MonitoringConfig()
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
+    images: ImagesConfig = ImagesConfig()
     allow_public_load_balancers: bool = False
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -83,6 +85,7 @@ class PlatformConfig(_Model):
         problems += self._load_balancer_problems()
         if self.serving.enabled:
             problems += serving_problems(self, pools)
+        problems += images_problems(self)
         if problems:
             raise _CrossProblems(problems)
         return self

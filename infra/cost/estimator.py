@@ -24,6 +24,20 @@ from .table import (
 
 
 CEPH_NEARFULL_RATIO = 0.85  # Ceph's default mon_osd_nearfull_ratio: HEALTH_WARN above it
+# Compressed size in ECR of each workload image (components/images.py), estimated from its contents: CPU torch
+# wheels for the CPU trainer and the CPU server, CUDA torch with its nvidia-* wheels for the GPU trainer and
+# the CUDA server, torch-neuron 1.13 for inf1.
+ECR_IMAGE_GIB = {"trainer": 2.5, "trainerGpu": 8.0, "server": 1.2, "server_cuda": 8.0, "serverNeuron": 4.0}
+
+
+def ecr_image_gib(cfg: Any) -> dict[str, float]:
+    """The images the stack builds into ECR (none with images.build false) and their estimated sizes."""
+    from infra.config import needed_images
+
+    if not cfg.images.build:
+        return {}
+    return {k: ECR_IMAGE_GIB["server_cuda" if k == "server" and cfg.serving.device == "gpu" else k]
+            for k in needed_images(cfg)}
 
 
 def ceph_capacity_note(cfg: Any) -> Optional[str]:
@@ -118,6 +132,18 @@ def estimate(cfg: Any, prices: Mapping[str, Any] | None = None) -> dict[str, Any
         ceph_note = ceph_capacity_note(cfg)
         if ceph_note:
             notes.append(ceph_note)
+
+    images = ecr_image_gib(cfg)
+    if images:
+        gib = sum(images.values())
+        keep = cfg.images.keep_last
+        ecr_month = svc["ecr_per_gb_month"]
+        items.append(_item(f"ECR image storage ({', '.join(images)})", "storage", gib, "GB",
+                           ecr_month / hpm, hpm, scope="idle",
+                           note=f"one copy of each image ({' + '.join(f'{g:g}' for g in images.values())} GB): "
+                                f"rebuilds share the base and dependency layers; at most {keep} images per "
+                                f"repository (images.keepLast) if every one had layers of its own: "
+                                f"${gib * keep * ecr_month:,.2f}/month"))
 
     # --- always-on add-on pods (Rook-Ceph, monitoring) and the cpu-pool nodes they keep up
     pools = list(cfg.pools)
@@ -286,7 +312,7 @@ def estimate(cfg: Any, prices: Mapping[str, Any] | None = None) -> dict[str, Any
         "NAT gateway data processing ($/GB) and data transfer",
         "load balancer LCUs",
         "CloudWatch logs of the control plane",
-        "EBS snapshots (VolumeSnapshotClasses), ECR storage",
+        "EBS snapshots (VolumeSnapshotClasses)",
         "transient pods (OSD prepare jobs, data-prep and training jobs) and the nodes they start",
     ]
     out = {

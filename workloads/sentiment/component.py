@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -55,6 +55,7 @@ from infra.config import NodePoolConfig, PlatformConfig, cpu_millis
 from infra.versions import IMAGES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
+    from components.images import WorkloadImages
     from infra.platform import PlatformContext
 
 NAME = "sentiment"
@@ -84,10 +85,13 @@ DEVICES: dict[str, tuple[str, Optional[str], Optional[str], str]] = {
 }
 
 # Checkov findings that do not apply here, with the reason, as per-object annotations.
+# CKV_K8S_43 (image by digest) only where the image is pinned by tag (the release image in infra/versions.py,
+# or a tag-pinned serving.image / images.server*): the images the stack builds are referenced by digest.
 DEPLOYMENT_CHECKOV_SKIPS = {
-    "CKV_K8S_43": "the image is built by this repository's CI and pinned by tag in infra/versions.py; "
-                  "its digest is unknown until it is published (set serving.image to an @sha256 reference to pin one)",
+    "CKV_K8S_43": "this image is pinned by tag (the release image in infra/versions.py, or a tag-pinned serving.image "
+                  "or images.server reference); the stack's own builds are digest-pinned (images.build: true)",
 }
+IMAGE_KEY = {"sentiment": "server", "sentiment_neuron": "serverNeuron"}  # IMAGES key -> images.* config key
 
 
 def labels(component: str = "inference") -> dict[str, str]:
@@ -133,8 +137,11 @@ class ServingPlan:
     lb_cidrs: tuple[str, ...]
 
 
-def plan(cfg: PlatformConfig) -> ServingPlan:
+def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> ServingPlan:
+    """``images``: the workload images by config key (components/images.py ``refs``); without them the release
+    image of infra/versions.py. ``serving.image`` wins over both."""
     sv = cfg.serving
+    images = images or {}
     pool: Optional[NodePoolConfig] = sv.pool_for(cfg.pools)
     if pool is None:  # the config validation reports this first; keep the component honest anyway
         raise ValueError(f"serving.device {sv.device}: no node pool fits")
@@ -148,7 +155,7 @@ def plan(cfg: PlatformConfig) -> ServingPlan:
     public = sv.public and cfg.allow_public_load_balancers
     return ServingPlan(
         device=sv.device, backend=backend, device_resource=resource, toleration_key=taint,
-        image=sv.image or IMAGES[image_key], pool=pool.name, replicas=sv.replicas, max_replicas=most,
+        image=sv.image or images.get(IMAGE_KEY[image_key]) or IMAGES[image_key], pool=pool.name, replicas=sv.replicas, max_replicas=most,
         autoscaler=autoscaler,
         zone_when_unsatisfiable="DoNotSchedule" if sv.zone_spread_for(cfg.environment) == "required" else "ScheduleAnyway",
         max_surge=surge, max_unavailable=unavailable, scheme="internet-facing" if public else "internal",
@@ -299,7 +306,8 @@ def deployment(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPAC
         spec["replicas"] = p.replicas
     # With an autoscaler, replicas is left out: the HPA (or KEDA's) owns it, and a `pulumi up` must not
     # reset a scaled-out Deployment. The HPA raises it to minReplicas (= serving.replicas) at once.
-    ann = {**SKIP_AWAIT, **checkov_annotations(DEPLOYMENT_CHECKOV_SKIPS)}
+    skips = {} if "@sha256:" in p.image else DEPLOYMENT_CHECKOV_SKIPS
+    ann = {**SKIP_AWAIT, **checkov_annotations(skips)}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(namespace, annotations=ann), "spec": spec}
 
 
@@ -443,10 +451,10 @@ def network_policy(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAME
                      "ingress": ingress_rules, "egress": [dns]}}
 
 
-def build_objects(cfg: PlatformConfig, *, namespace: str = NAMESPACE,
-                  models_claim: str = MODELS_CLAIM) -> dict[str, dict[str, Any]]:
+def build_objects(cfg: PlatformConfig, *, namespace: str = NAMESPACE, models_claim: str = MODELS_CLAIM,
+                  images: Optional[Mapping[str, str]] = None) -> dict[str, dict[str, Any]]:
     """Every object the component creates, keyed by the Pulumi name suffix (absent ones left out)."""
-    p = plan(cfg)
+    p = plan(cfg, images)
     objs = {
         "sa": service_account(namespace),
         "deployment": deployment(cfg, p, namespace=namespace, models_claim=models_claim),
@@ -486,6 +494,9 @@ class SentimentServingArgs:
     """The RWX ``models`` PVC the trainer writes to; mounted read-only at /models. ``None``: by name only."""
     priority_class: Optional[pulumi.Resource] = None
     """The ``ml-serving`` PriorityClass (components/priority.py): pods naming it are rejected until it exists."""
+    images: Optional["WorkloadImages"] = None
+    """The workload images (components/images.py): the Deployment runs its server ref (by digest when built).
+    ``None``: the release image of infra/versions.py."""
 
 
 class SentimentServing(pulumi.ComponentResource):
@@ -517,15 +528,24 @@ class SentimentServing(pulumi.ComponentResource):
         sa = objs["sa"]
         self.resources["sa"] = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=meta(sa), automount_service_account_token=False, opts=child)
-        dep = objs["deployment"]
-        tmpl = dep["spec"]["template"]
-        vols = [dict(v) for v in tmpl["spec"]["volumes"]]
-        for v in vols:
-            if "persistentVolumeClaim" in v:
-                v["persistentVolumeClaim"] = {**v["persistentVolumeClaim"], "claimName": claim}
-        spec = {**dep["spec"], "template": {**tmpl, "spec": {**tmpl["spec"], "volumes": vols}}}
+        refs = dict(args.images.refs) if args.images is not None else {}
+
+        def with_claim(dep: dict[str, Any], claim_name: Any) -> dict[str, Any]:
+            tmpl = dep["spec"]["template"]
+            vols = [dict(v) for v in tmpl["spec"]["volumes"]]
+            for v in vols:
+                if "persistentVolumeClaim" in v:
+                    v["persistentVolumeClaim"] = {**v["persistentVolumeClaim"], "claimName": claim_name}
+            return {**dep["spec"], "template": {**tmpl, "spec": {**tmpl["spec"], "volumes": vols}}}
+
+        if refs:  # the built image's reference (an Output: by digest once pushed); the builder takes strings
+            dep_out = pulumi.Output.all(**refs).apply(lambda r: build_objects(cfg, images=r)["deployment"])
+            dep_meta: Any = pulumi.Output.all(dep_out, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]})
+            spec: Any = pulumi.Output.all(dep_out, claim).apply(lambda a: with_claim(a[0], a[1]))
+        else:
+            dep_meta, spec = meta(objs["deployment"]), with_claim(objs["deployment"], claim)
         self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=meta(dep), spec=spec,
+            f"{name}-deployment", metadata=dep_meta, spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[
                 *deps, self.resources["sa"], *([args.priority_class] if args.priority_class is not None else [])]))
         self.resources["deployment"] = self.deployment

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -50,6 +50,7 @@ from infra.versions import IMAGES
 from workloads.shared import DATASETS_PVC, MODELS_PVC, NAMESPACE, standard_labels
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from components.images import WorkloadImages
     from infra.platform import PlatformContext
 
 TRAINER = "sentiment-trainer"  # pod label app.kubernetes.io/name (the monitoring PodMonitor selects it)
@@ -68,10 +69,17 @@ DATA_MOUNT = "/data"
 MODELS_MOUNT = "/models"
 TMP_SIZE = "20Gi"  # HF caches (hub models/datasets) live under /tmp
 DATA_PREP_RESOURCES = {"cpu": "1", "memory": "2Gi"}
+# Only where an image is pinned by tag (a release image or your training.image / images.* reference):
+# the images the stack builds are referenced by digest (components/images.py) and need no skip.
 CHECKOV_SKIPS = {
-    "CKV_K8S_43": "the trainer image is built by this repository's CI and pinned by tag in infra/versions.py; "
-                  "its digest is unknown until it is published (set training.image to an @sha256 reference to pin one)",
+    "CKV_K8S_43": "this image is pinned by tag (the release image in infra/versions.py, or a tag-pinned training.image "
+                  "or images.trainer); the stack's own builds are digest-pinned (images.build: true)",
 }
+
+
+def image_skips(*images: str) -> dict[str, str]:
+    """CHECKOV_SKIPS when one of the images is not pinned by digest, else nothing."""
+    return {} if all("@sha256:" in i for i in images) else dict(CHECKOV_SKIPS)
 
 
 def checkov_annotations(skips: dict[str, str]) -> dict[str, str]:
@@ -107,8 +115,12 @@ class TrainingPlan:
     nproc_per_node: int
 
 
-def plan(cfg: PlatformConfig) -> TrainingPlan:
+def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> TrainingPlan:
+    """``images``: the workload images by config key (components/images.py ``refs``); without them (pure
+    tests, or a key the stack did not build) the release images of infra/versions.py. ``training.image``
+    wins over both."""
     tr = cfg.training
+    images = images or {}
     pool = tr.pool_for(cfg.pools)
     plain = cpu_pool(cfg.pools)
     if pool is None or plain is None:  # the config's cross-checks report this first
@@ -118,10 +130,11 @@ def plan(cfg: PlatformConfig) -> TrainingPlan:
     if tr.kind == "TFJob" and not tr.image:
         raise ValueError("training.image: a TFJob needs your TensorFlow image (the sample trainer is PyTorch)")
     gpus = tr.gpus_per_worker if tr.device == "gpu" else 0
-    default_image = IMAGES["trainer_gpu"] if tr.device == "gpu" else IMAGES["trainer"]
+    cpu_image = images.get("trainer") or IMAGES["trainer"]
+    default_image = (images.get("trainerGpu") or IMAGES["trainer_gpu"]) if tr.device == "gpu" else cpu_image
     return TrainingPlan(
         kind=tr.kind, device=tr.device, pool=pool.name, cpu_pool=plain.name, image=tr.image or default_image,
-        data_prep_image=IMAGES["trainer"], gpus=gpus, cpu=tr.cpu_per_replica, memory=tr.memory_per_replica,
+        data_prep_image=cpu_image, gpus=gpus, cpu=tr.cpu_per_replica, memory=tr.memory_per_replica,
         dataset=tr.dataset_name, data_dir=f"{DATA_MOUNT}/{tr.dataset_name}",
         checkpoint_dir=f"{MODELS_MOUNT}/checkpoints/{JOB_NAME}", nproc_per_node=max(1, gpus),
     )
@@ -301,7 +314,8 @@ def data_prep_job(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
     tr = cfg.training
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": _meta(DATA_PREP, "data-prep", app=DATA_PREP, annotations=checkov_annotations(CHECKOV_SKIPS)),
+        "metadata": _meta(DATA_PREP, "data-prep", app=DATA_PREP,
+                          annotations=checkov_annotations(image_skips(p.data_prep_image))),
         "spec": {
             "backoffLimit": 4,
             "activeDeadlineSeconds": 3600,
@@ -408,7 +422,8 @@ def retrain_cronjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
     if tr.time_zone:
         spec["timeZone"] = tr.time_zone
     return {"apiVersion": "batch/v1", "kind": "CronJob",
-            "metadata": _meta(CRON_NAME, "retrain", annotations=checkov_annotations(CHECKOV_SKIPS)), "spec": spec}
+            "metadata": _meta(CRON_NAME, "retrain",
+                              annotations=checkov_annotations(image_skips(p.image, p.data_prep_image))), "spec": spec}
 
 
 PROMETHEUS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
@@ -462,9 +477,9 @@ def network_policies(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
     return pols
 
 
-def build_objects(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
-    """Every Kubernetes object of the training workload, keyed by role (pure; no Pulumi)."""
-    p = plan(cfg)
+def build_objects(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> dict[str, dict[str, Any]]:
+    """Every Kubernetes object of the training workload, keyed by role (pure; no Pulumi). ``images``: see plan."""
+    p = plan(cfg, images)
     objs: dict[str, dict[str, Any]] = {f"sa-{k}": v for k, v in service_accounts().items()}
     objs["data-prep"] = data_prep_job(cfg, p)
     objs["job"] = pytorchjob(cfg, p) if p.kind == "PyTorchJob" else tfjob(cfg, p)
@@ -510,8 +525,16 @@ class TrainingWorkloadArgs:
     """The training operator's CRDs, webhook and Deployment: jobs are created after them."""
     priority_classes: tuple[pulumi.Resource, ...] = ()
     """The ``ml-training`` PriorityClass (components/priority.py): pods are rejected without it."""
+    images: Optional["WorkloadImages"] = None
+    """The workload images (components/images.py): the jobs run its ``refs`` (by digest when built).
+    ``None``: the release images of infra/versions.py."""
     data_prep_timeout: str = "30m"
     """How long Pulumi waits for the data-prep Job (an S3/hub download on a fresh node)."""
+
+
+def _job_image(job: dict[str, Any]) -> str:
+    specs = job["spec"].get("pytorchReplicaSpecs") or job["spec"].get("tfReplicaSpecs")
+    return next(iter(specs.values()))["template"]["spec"]["containers"][0]["image"]
 
 
 class TrainingWorkload(pulumi.ComponentResource):
@@ -524,8 +547,17 @@ class TrainingWorkload(pulumi.ComponentResource):
     def __init__(self, name: str, args: TrainingWorkloadArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-ml-platform:training:TrainingWorkload", name, None, opts)
         cfg = args.ctx.cfg
-        objs = build_objects(cfg)
+        objs = build_objects(cfg)  # the static shape (which objects exist, names)
         p = plan(cfg)
+        # The pods' objects with the built images' references (Outputs: by digest once pushed). The pure
+        # builders take plain strings, so they run again inside the apply.
+        refs = dict(args.images.refs) if args.images is not None else {}
+        live: Optional[pulumi.Output[dict[str, dict[str, Any]]]] = (
+            pulumi.Output.all(**refs).apply(lambda r: build_objects(cfg, r)) if refs else None)
+
+        def part(key: str, field_: str) -> Any:
+            return live.apply(lambda o: o[key][field_]) if live is not None else objs[key][field_]
+
         base_deps = [args.namespace, args.datasets_pvc, args.models_pvc, *args.priority_classes]
         child = pulumi.ResourceOptions(parent=self, depends_on=base_deps)
         self.resources: dict[str, pulumi.Resource] = {}
@@ -556,9 +588,8 @@ class TrainingWorkload(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.ctx.cluster_ready]))
             self.resources.update({"data-prep-role": role, "data-prep-s3": policy, "data-prep-identity": assoc})
             prep_deps += [policy, assoc]
-        job = objs["data-prep"]
         self.data_prep = k8s.batch.v1.Job(
-            f"{name}-data-prep", metadata=job["metadata"], spec=job["spec"],
+            f"{name}-data-prep", metadata=part("data-prep", "metadata"), spec=part("data-prep", "spec"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=prep_deps, delete_before_replace=True,
                                         custom_timeouts=pulumi.CustomTimeouts(create=args.data_prep_timeout,
                                                                               update=args.data_prep_timeout)))
@@ -568,16 +599,15 @@ class TrainingWorkload(pulumi.ComponentResource):
         # A finished job ignores spec updates: replace it (same name, so delete first) when its spec
         # changes; the new run resumes from the same checkpoint folder.
         self.job = k8s.apiextensions.CustomResource(
-            f"{name}-{tj['kind'].lower()}", api_version=tj["apiVersion"], kind=tj["kind"], metadata=tj["metadata"],
-            spec=tj["spec"],
+            f"{name}-{tj['kind'].lower()}", api_version=tj["apiVersion"], kind=tj["kind"], metadata=part("job", "metadata"),
+            spec=part("job", "spec"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*base_deps, *args.operator_ready, self.data_prep,
                                                                  self.resources["sa-" + TRAINER], *netpols],
                                         replace_on_changes=["spec"], delete_before_replace=True))
         self.resources["job"] = self.job
         if "cronjob" in objs:
-            cj = objs["cronjob"]
             self.resources["cronjob"] = k8s.batch.v1.CronJob(
-                f"{name}-cronjob", metadata=cj["metadata"], spec=cj["spec"],
+                f"{name}-cronjob", metadata=part("cronjob", "metadata"), spec=part("cronjob", "spec"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*prep_deps, self.data_prep]))
 
         self.job_kind = p.kind
@@ -585,5 +615,5 @@ class TrainingWorkload(pulumi.ComponentResource):
         self.job_name = pulumi.Output.from_input(JOB_NAME)
         self.register_outputs({
             "jobKind": p.kind, "jobName": self.job_name, "namespace": NAMESPACE, "dataDir": p.data_dir,
-            "image": p.image, "pool": p.pool, "schedule": cfg.training.schedule or "",
+            "image": (live.apply(lambda o: _job_image(o["job"])) if live is not None else p.image), "pool": p.pool, "schedule": cfg.training.schedule or "",
         })

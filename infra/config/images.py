@@ -1,0 +1,87 @@
+"""The images section: ``ImagesConfig`` (build the workload images into ECR, or use prebuilt references)
+and ``needed_images`` / ``images_problems``, which need the whole ``PlatformConfig``.
+
+Which images a stack needs (``needed_images``):
+
+- ``trainer`` (the CPU trainer) whenever training is enabled: data prep always runs it, and a CPU
+  PyTorchJob does too (unless ``training.image`` replaces the job's image);
+- ``trainerGpu`` for a GPU PyTorchJob without ``training.image`` (a TFJob always brings its own image);
+- ``server`` for CPU or CUDA serving, ``serverNeuron`` for inf1 serving, unless ``serving.image`` is set.
+
+With ``build: true`` (the default) the stack builds exactly those into ECR (components/images.py) and
+the four reference keys are refused: they would be silently ignored. With ``build: false`` each needed
+key must be set to a reference pinned by tag or digest.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Optional
+
+from pydantic import Field, field_validator
+
+from infra.config.base import IMAGE_RE, _Model, pinned_image
+
+if TYPE_CHECKING:
+    from infra.config.platform import PlatformConfig
+
+# config key -> field name
+IMAGE_KEYS = {"trainer": "trainer", "trainerGpu": "trainer_gpu", "server": "server", "serverNeuron": "server_neuron"}
+_UNTAGGED_RE = re.compile(IMAGE_RE.pattern.rsplit("(:[A-Za-z0-9_]", 1)[0] + "$")
+
+
+def image_ref(v: Optional[str]) -> Optional[str]:
+    """A prebuilt image reference: pinned by a tag (not latest) or by digest; None passes."""
+    if v is None:
+        return v
+    if _UNTAGGED_RE.match(v) and not IMAGE_RE.match(v):
+        raise ValueError(f"{v!r} has no tag; pin a version tag (name:1.2.3) or a digest (name@sha256:<64 hex>)")
+    return pinned_image(v)
+
+
+class ImagesConfig(_Model):
+    """The workload images (trainer, sentiment server): built into ECR by the stack, or prebuilt references."""
+
+    build: bool = True
+    keep_last: int = Field(10, ge=1, le=1000)  # ECR lifecycle policy: keep the last N images per repository
+    trainer: Optional[str] = None  # with build false: the CPU trainer (also the data-prep image)
+    trainer_gpu: Optional[str] = None  # with build false: the GPU trainer
+    server: Optional[str] = None  # with build false: the sentiment server (CPU and CUDA serving)
+    server_neuron: Optional[str] = None  # with build false: the sentiment server for inf1
+
+    @field_validator("trainer", "trainer_gpu", "server", "server_neuron")
+    @classmethod
+    def _ref(cls, v: Optional[str]) -> Optional[str]:
+        return image_ref(v)
+
+    def ref(self, key: str) -> Optional[str]:
+        return getattr(self, IMAGE_KEYS[key])
+
+
+def needed_images(cfg: "PlatformConfig") -> list[str]:
+    """The image keys (``IMAGE_KEYS``) this stack's workloads run, in a stable order."""
+    out = []
+    tr, sv = cfg.training, cfg.serving
+    if tr.enabled:
+        out.append("trainer")  # data prep
+        if tr.kind == "PyTorchJob" and not tr.image and tr.device == "gpu":
+            out.append("trainerGpu")
+    if sv.enabled and not sv.image:
+        out.append("serverNeuron" if sv.device == "inf1" else "server")
+    return out
+
+
+def images_problems(cfg: "PlatformConfig") -> list[tuple[str, str]]:
+    """With ``images.build: true`` no reference may be given (it would be ignored); with ``false``, every
+    needed image must be."""
+    im = cfg.images
+    if im.build:
+        return [(f"images.{k}", f"{im.ref(k)!r} is set while images.build is true: the stack builds and pins its "
+                 "own images and would ignore it; remove it, or set images.build: false to use prebuilt images")
+                for k in IMAGE_KEYS if im.ref(k) is not None]
+    why = {"trainer": "data prep (and CPU training) runs the CPU trainer image",
+           "trainerGpu": "GPU training runs the GPU trainer image (or set training.image)",
+           "server": f"{cfg.serving.device} serving runs the sentiment server image (or set serving.image)",
+           "serverNeuron": "inf1 serving runs the Neuron sentiment server image (or set serving.image)"}
+    return [(f"images.{k}", f"is required with images.build: false: {why[k]}; set a reference pinned by tag or "
+             "digest, e.g. the release image in infra/versions.py")
+            for k in needed_images(cfg) if im.ref(k) is None]
