@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: preview check test test-fast deps bench clean upstream
+.PHONY: preview check test test-fast deps bench clean upstream images
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: deps
 ## Fill the cache (~/.cache/eks-ml-platform/upstream) with every pinned upstream file (needs network)
 upstream: $(VENV)/.runtime
 	$(PY) -m infra upstream fetch
+
+## The CPU trainer and server images with buildah, no Docker (root; apt-get install -y buildah debootstrap)
+images:
+	bash scripts/build_images.sh
 
 bench: deps
 	$(PY) bench/train_bench.py --out bench/results/train.json
