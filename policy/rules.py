@@ -50,6 +50,9 @@ RULES: dict[str, str] = {
         "EC2NodeClass AMI aliases name a version (family@vYYYYMMDD), never @latest.",
     "nodepool-limits":
         "Every Karpenter NodePool sets spec.limits with at least cpu.",
+    "workload-image-pinned":
+        "The sample workloads' containers (namespace ml-workloads) run an image pinned by digest "
+        "(@sha256:...), as the stack's own builds are, never a movable tag.",
     "grafana-password-not-plaintext":
         "No plaintext Grafana admin password in Helm values, and no Secret manifest holds a "
         "literal password.",
@@ -292,8 +295,32 @@ def check_secret_manifest(obj: Mapping[str, Any]) -> list[Finding]:
     return out
 
 
+WORKLOAD_NAMESPACE = "ml-workloads"  # workloads/shared.py NAMESPACE (policy imports no product module)
+_DIGEST_RE = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def check_workload_image_pinned(obj: Mapping[str, Any]) -> list[Finding]:
+    """A workload container's image must be digest-pinned: the stack's own builds always are
+    (``<repo>@sha256:...``), and a prebuilt ``images.*`` or ``training.image``/``serving.image``
+    reference pinned only by tag can move under a running job."""
+    meta = obj.get("metadata") or {}
+    if not isinstance(meta, Mapping) or meta.get("namespace") != WORKLOAD_NAMESPACE:
+        return []
+    out = []
+    for where, pod in pod_specs(obj):
+        for field, c in _containers(pod):
+            image = c.get("image")
+            if not isinstance(image, str) or not image or _DIGEST_RE.search(image):
+                continue  # unknown at preview time (a build not yet run) or pinned
+            out.append(Finding("workload-image-pinned", label(obj),
+                               f"{where}.{field}[{c.get('name', '?')}].image {image!r} is not pinned by digest; "
+                               "let the stack build it (images.build: true) or pin it as <image>@sha256:<digest>"))
+    return out
+
+
 MANIFEST_RULES = (
     check_accelerator_tolerations,
+    check_workload_image_pinned,
     check_container_resources,
     check_imdsv2,
     check_ami_pinned,

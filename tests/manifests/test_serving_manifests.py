@@ -32,8 +32,13 @@ def _sentiment(result) -> list[dict]:
             if m["metadata"].get("namespace") == "ml-workloads" and m["metadata"]["name"] == "sentiment"]
 
 
-def _variant(name: str) -> list[dict]:
-    return list(build_objects(parse_config(VARIANTS[name], stack="dev")).values())
+# what components/images.py hands the workloads when the stack builds its images: references by digest
+BUILT = {key: f"123456789012.dkr.ecr.us-west-2.amazonaws.com/ml-dev/{repo}@sha256:{'ab' * 32}"
+         for key, repo in (("server", "sentiment"), ("serverNeuron", "sentiment-neuron"))}
+
+
+def _variant(name: str, images: dict | None = BUILT) -> list[dict]:
+    return list(build_objects(parse_config(VARIANTS[name], stack="dev"), images=images).values())
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +85,13 @@ def test_policy_rules_pass(rendered):
         allow = group == "gpu-keda-public"
         found = rules.evaluate(objs, [], allow_public_lb=allow)
         assert [str(f) for f in found] == [], group
+
+
+def test_a_tag_pinned_server_image_is_a_finding():
+    """Without the stack's own build (no images), the release image is pinned only by tag: check refuses it."""
+    found = rules.evaluate(_variant("cpu-none-fixed", images=None), [])
+    assert [(f.rule, f.resource) for f in found] == [("workload-image-pinned", "Deployment/ml-workloads/sentiment")]
+    assert "ghcr.io/eks-ml-platform/sentiment:0.1.0" in found[0].message
 
 
 def test_public_ingress_needs_the_permission(rendered):

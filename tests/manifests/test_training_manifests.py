@@ -16,7 +16,11 @@ from tests.conftest import by_name, manifests, states
 from workloads.training import component as tc
 
 MINE = {"training-operator", "sentiment-trainer", "sentiment-data-prep", "datasets", "models", "ml-workloads"}
-TF_IMAGE = "registry.example.com/team/tf-trainer:2.16.1"
+# your TensorFlow image, pinned by digest as check's workload-image-pinned policy requires
+TF_IMAGE = f"registry.example.com/team/tf-trainer:2.16.1@sha256:{'cd' * 32}"
+# what components/images.py hands the workloads when the stack builds its images: references by digest
+BUILT = {key: f"123456789012.dkr.ecr.us-west-2.amazonaws.com/ml-dev/{repo}@sha256:{'ab' * 32}"
+         for key, repo in (("trainer", "trainer"), ("trainerGpu", "trainer-gpu"))}
 VARIANTS = {
     "tfjob": {"kind": "TFJob", "image": TF_IMAGE, "command": ["python", "/app/train.py"], "workers": 2,
               "parameterServers": 2, "datasetSource": "s3://my-bucket/sentiment/"},
@@ -36,7 +40,7 @@ def variant_objects() -> dict[str, dict]:
     out = {}
     for name, raw in VARIANTS.items():
         cfg = parse_config({"training": raw}, stack="dev")
-        for key, obj in tc.build_objects(cfg).items():
+        for key, obj in tc.build_objects(cfg, images=BUILT).items():
             out[f"{name}-{key}"] = obj
     return out
 

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 WF = Path(__file__).resolve().parents[2] / ".github" / "workflows"
-FILES = ["preview.yml", "deploy.yml", "teardown-dev.yml"]
+FILES = ["preview.yml", "deploy.yml", "teardown-dev.yml", "images.yml"]
 SHA_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s+v\d+\.\d+\.\d+\s*$")
 ALLOWED_WRITE = {"id-token", "pull-requests"}
+EXTRA_WRITE = {"images.yml": {"packages"}}  # the release workflow pushes to GHCR
 
 
 def load(name: str) -> dict:
@@ -46,7 +47,7 @@ def test_permissions_least_privilege(name):
         for scope, level in perms.items():
             assert level in ("read", "write", "none"), (job_id, scope, level)
             if level == "write":
-                assert scope in ALLOWED_WRITE, f"{name}:{job_id} writes {scope}"
+                assert scope in ALLOWED_WRITE | EXTRA_WRITE.get(name, set()), f"{name}:{job_id} writes {scope}"
     text = (WF / name).read_text()
     assert "write-all" not in text and "read-all" not in text
 
@@ -172,3 +173,28 @@ def test_teardown_dev():
     assert ".venv/bin/python -m infra teardown" in runs
     assert '--stack "$STACK" --region "$REGION" --yes' in runs
     assert wf["concurrency"]["group"] == "pulumi-${{ inputs.stack || 'dev' }}"
+
+
+# --- release images ---------------------------------------------------------------------------
+
+def test_release_images_on_version_tags_with_provenance_and_sbom():
+    from infra.versions import IMAGES
+
+    wf = load("images.yml")
+    assert triggers(wf) == {"push": {"tags": ["v*.*.*"]}}
+    (job,) = wf["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    matrix = {m["image"]: m for m in job["strategy"]["matrix"]["include"]}
+    # exactly the four public images infra/versions.py names, from this repository's Dockerfiles
+    published = {IMAGES[k].split("/")[-1].split(":")[0] for k in ("trainer", "trainer_gpu", "sentiment",
+                                                                  "sentiment_neuron")}
+    assert set(matrix) == published
+    for m in matrix.values():
+        assert (WF.parents[1] / m["dockerfile"]).is_file(), m
+    assert matrix["trainer"]["torch_index"] == "https://download.pytorch.org/whl/cpu"
+    assert matrix["sentiment-neuron"]["dockerfile"].endswith("Dockerfile.neuron")
+    (build,) = [st for st in steps(job) if "docker/build-push-action" in st.get("uses", "")]
+    assert build["with"]["push"] is True and build["with"]["sbom"] is True
+    assert build["with"]["provenance"] == "mode=max" and build["with"]["platforms"] == "linux/amd64"
+    # the base image is resolved to a digest and passed as BASE_IMAGE
+    assert "BASE_IMAGE=${BASE_REF}" in next(st["run"] for st in steps(job) if st.get("id") == "args")

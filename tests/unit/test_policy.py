@@ -341,3 +341,41 @@ def test_policy_pack_wraps_every_rule_as_mandatory():
 
     meta = yaml.safe_load((REPO / "policy" / "PulumiPolicy.yaml").read_text())
     assert meta["runtime"]["name"] == "python" and meta["version"]
+
+
+# --- workload-image-pinned ----------------------------------------------------------------------
+
+DIGEST = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ml-dev/trainer@sha256:" + "ab" * 32
+
+
+def _job(image, *, namespace="ml-workloads", init_image=None):
+    pod = {"containers": [{"name": "pytorch", "image": image}]}
+    if init_image is not None:
+        pod["initContainers"] = [{"name": "wait", "image": init_image}]
+    return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+            "metadata": {"name": "sentiment-train", "namespace": namespace},
+            "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": pod}}}}}
+
+
+def test_workload_image_pinned_by_digest_passes():
+    assert rules.check_workload_image_pinned(_job(DIGEST)) == []
+    assert rules.check_workload_image_pinned(_job("ghcr.io/me/trainer:1.2.3@sha256:" + "cd" * 32)) == []
+
+
+def test_workload_image_pinned_only_by_tag_is_a_finding():
+    (f,) = rules.check_workload_image_pinned(_job("ghcr.io/eks-ml-platform/trainer:0.1.0"))
+    assert f.rule == "workload-image-pinned" and f.resource == "PyTorchJob/ml-workloads/sentiment-train"
+    assert "spec.pytorchReplicaSpecs.Master.template.spec.containers[pytorch].image" in f.message
+    # init containers too; a short digest is not a digest
+    found = rules.check_workload_image_pinned(_job(DIGEST, init_image="busybox:1.37.0"))
+    assert [x.message.split(".image")[0].rsplit(".", 1)[-1] for x in found] == ["initContainers[wait]"]
+    assert rules.check_workload_image_pinned(_job("repo/x@sha256:abc"))
+
+
+def test_workload_image_rule_scope():
+    # the platform's own add-ons (other namespaces) are outside it; an unknown image (a build not run yet,
+    # as `pulumi preview` sees it) is not judged
+    assert rules.check_workload_image_pinned(_job("quay.io/x:1", namespace="kubeflow")) == []
+    assert rules.check_workload_image_pinned(_job(None)) == []
+    assert "workload-image-pinned" in rules.RULES
+    assert "workload-image-pinned" in [f.rule for f in rules.evaluate([_job("x/y:1")], [])]
