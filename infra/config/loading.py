@@ -96,7 +96,12 @@ def _format_errors(exc: ValidationError) -> list[str]:
 def parse_config(raw: dict[str, Any], *, stack: str) -> PlatformConfig:
     """Validate a dict of this project's config (keys without the ``eks-ml-platform:`` prefix)."""
     data = dict(raw)
-    data.setdefault("stack", stack)
+    if "stack" in data:
+        # internal: the stack's name, from the stack file's name; a stack file that set it could
+        # point the teardown of an ephemeral stack at another stack's resources
+        raise ConfigError([f"{PROJECT}:stack: unknown key (the stack's name comes from Pulumi.<stack>.yaml, "
+                           "it cannot be set in config)"])
+    data["stack"] = stack
     try:
         return PlatformConfig.model_validate(data)
     except ValidationError as exc:

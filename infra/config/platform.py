@@ -16,6 +16,9 @@ from infra.config.node_pools import NodePoolConfig, default_node_pools
 from infra.config.serving import ServingConfig, serving_problems
 from infra.config.training import TrainingConfig, training_problems
 
+# Tag keys the platform owns: teardown's sweep, Karpenter's discovery and the EKS/ELB integrations read them.
+OWNERSHIP_TAG_PREFIXES = ("eks-ml-platform/", "karpenter.sh/", "karpenter.k8s.aws/", "kubernetes.io/cluster/")
+
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
 
@@ -50,6 +53,10 @@ class PlatformConfig(_Model):
         for k in v:
             if k.lower().startswith("aws:"):
                 raise ValueError(f"tag key {k!r} uses the reserved aws: prefix")
+            if k.lower().startswith(OWNERSHIP_TAG_PREFIXES):
+                raise ValueError(f"tag key {k!r} is one the platform sets for ownership or discovery "
+                                 f"({', '.join(p + '*' for p in OWNERSHIP_TAG_PREFIXES)}): teardown and Karpenter "
+                                 "trust it, so a stack may not set it")
         return v
 
     @model_validator(mode="before")
@@ -154,8 +161,8 @@ class PlatformConfig(_Model):
                 "eks-ml-platform/cluster": self.cluster_name, "managed-by": "pulumi"}
         if self.ephemeral:
             tags["eks-ml-platform/ephemeral"] = "true"
-        tags.update(self.tags)
-        return tags
+        # the platform's ownership tags last: no user tag can replace them (the validator refuses them too)
+        return {**tags, **{k: v for k, v in self.tags.items() if k not in tags}}
 
 
 class _CrossProblems(ValueError):

@@ -13,6 +13,8 @@ from .guards import (
     _config_error_problems,
     _default_load_config,
     check_allowed,
+    check_cluster_tags,
+    check_neighbours,
     cluster_name_of,
     short_stack_name,
 )
@@ -44,6 +46,7 @@ def run_teardown(
     ops: StackOps | None = None,
     session: "boto3.Session | None" = None,
     load_config: Callable[[str, Path], Any] | None = None,
+    load_neighbour: Callable[[str, Path], Any] | None = None,
     confirm: Callable[[str], str] = input,
     out: Callable[[str], None] = print,
     node_timeout: float = 900.0,
@@ -68,6 +71,8 @@ def run_teardown(
             raise Refused(f"refusing to tear down stack '{short_stack_name(stack)}': invalid "
                           f"config: {'; '.join(problems)}") from exc
         check_allowed(stack, cfg, region)
+        # every other stack file of the project: none may claim this cluster name
+        check_neighbours(stack, cfg, project_dir, load_neighbour)
     except Refused as exc:
         out(f"teardown: {exc}")
         return 2
@@ -79,6 +84,19 @@ def run_teardown(
 
         session = boto3.Session(region_name=region)
     mode = "DRY RUN: " if dry_run else ""
+    try:
+        # the cluster's own tags (AWS) must say it is this ephemeral stack's
+        check_cluster_tags(stack, cluster, session)
+    except Refused as exc:
+        out(f"teardown: {exc}")
+        return 2
+    except Exception as exc:  # noqa: BLE001
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not isinstance(exc, (BotoCoreError, ClientError)):
+            raise
+        out(f"teardown: AWS error reading cluster '{cluster}': {exc}")
+        return 1
     out(f"teardown: {mode}stack '{stack}', cluster '{cluster}', region {region}")
     try:
         return _run_steps(stack, cluster, region, cfg=cfg, session=session, project_dir=project_dir,

@@ -397,13 +397,28 @@ class FakeEC2:
         return FakePaginator([{"Reservations": []}])
 
 
+class FakeEKS:
+    """The cluster is already gone (ResourceNotFoundException), or tagged as given."""
+
+    def __init__(self, tags=None):
+        self.tags = tags
+
+    def describe_cluster(self, name):
+        from botocore.exceptions import ClientError
+
+        if self.tags is None:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": name}}, "DescribeCluster")
+        return {"cluster": {"name": name, "tags": dict(self.tags)}}
+
+
 class FakeSession:
-    def __init__(self, log, polls=1):
+    def __init__(self, log, polls=1, cluster_tags=None):
         self.ec2 = FakeEC2(log, polls)
+        self.eks = FakeEKS(cluster_tags)
 
     def client(self, name):
-        assert name == "ec2"
-        return self.ec2
+        assert name in ("ec2", "eks")
+        return self.eks if name == "eks" else self.ec2
 
 
 RESOURCES = [
