@@ -81,7 +81,7 @@ def test_trainer_command_line_matches_the_design():
     assert c["command"] == ["python", "workloads/training/train.py"]
     args = c["args"]
     flags = dict(zip(args[::2], args[1::2]))
-    assert flags == {"--data": "/data/sample", "--model-dir": "/models", "--checkpoint-dir": "/models/checkpoints/sentiment-train",
+    assert flags == {"--data": "/data/sample", "--model-dir": "/models", "--checkpoint-dir": "/models/checkpoints/sentiment-train/sample",
                      "--epochs": "4", "--batch-size": "16", "--lr": "0.0003", "--checkpoint-every-steps": "50",
                      "--metrics-port": "9464", "--device": "cpu", "--max-samples": "300",
                      "--base-model": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -412,3 +412,14 @@ def test_apps_do_not_import_pulumi_or_the_component():
         names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not any(n.split(".")[0] in ("pulumi", "pulumi_kubernetes", "pulumi_aws", "infra") or n.endswith("component")
                        for n in names), (script, names)
+
+
+def test_a_new_dataset_source_gets_its_own_checkpoint_folder():
+    """Changing training.datasetSource must never resume (and re-publish) the old data's weights."""
+    folders = {}
+    for src in (None, "s3://my-bucket/sentiment-v2/", "hf://stanfordnlp/sst2"):
+        raw = {"training": {"datasetSource": src}} if src else {}
+        folders[src] = tc.plan(parse_config(raw, stack="dev")).checkpoint_dir
+    assert folders[None] == "/models/checkpoints/sentiment-train/sample"
+    assert len(set(folders.values())) == 3
+    assert all(f.startswith("/models/checkpoints/sentiment-train/") for f in folders.values())

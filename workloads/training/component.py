@@ -136,7 +136,8 @@ def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> Tra
         kind=tr.kind, device=tr.device, pool=pool.name, cpu_pool=plain.name, image=tr.image or default_image,
         data_prep_image=cpu_image, gpus=gpus, cpu=tr.cpu_per_replica, memory=tr.memory_per_replica,
         dataset=tr.dataset_name, data_dir=f"{DATA_MOUNT}/{tr.dataset_name}",
-        checkpoint_dir=f"{MODELS_MOUNT}/checkpoints/{JOB_NAME}", nproc_per_node=max(1, gpus),
+        # keyed by the dataset: a new training.datasetSource never resumes the old data's checkpoints
+        checkpoint_dir=f"{MODELS_MOUNT}/checkpoints/{JOB_NAME}/{tr.dataset_name}", nproc_per_node=max(1, gpus),
     )
 
 
@@ -597,7 +598,7 @@ class TrainingWorkload(pulumi.ComponentResource):
 
         tj = objs["job"]
         # A finished job ignores spec updates: replace it (same name, so delete first) when its spec
-        # changes; the new run resumes from the same checkpoint folder.
+        # changes; the new run resumes from the same checkpoint folder (one per dataset).
         self.job = k8s.apiextensions.CustomResource(
             f"{name}-{tj['kind'].lower()}", api_version=tj["apiVersion"], kind=tj["kind"], metadata=part("job", "metadata"),
             spec=part("job", "spec"),
