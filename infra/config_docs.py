@@ -154,6 +154,11 @@ def markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+# Keys whose default must not be written into Pulumi.yaml: a project default would always be "set", so
+# `region` could never follow the stack's `aws:region` (infra/config/loading.py from_flat).
+NO_PROJECT_DEFAULT = frozenset({"region"})
+
+
 def pulumi_yaml_config() -> str:
     """The `config:` block of Pulumi.yaml."""
     lines = ["config:"]
@@ -165,8 +170,9 @@ def pulumi_yaml_config() -> str:
         ptype = _pulumi_type(f.annotation)
         desc = DESCRIPTIONS[key]
         if ptype:
-            lines += [f"  {key}:", f"    type: {ptype}", f"    description: {json.dumps(desc)}",
-                      f"    default: {json.dumps(_default(PlatformConfig, name))}"]
+            lines += [f"  {key}:", f"    type: {ptype}", f"    description: {json.dumps(desc)}"]
+            if key not in NO_PROJECT_DEFAULT:
+                lines.append(f"    default: {json.dumps(_default(PlatformConfig, name))}")
         else:
             structured.append((key, desc))
     lines += ["  grafanaAdminPassword:", "    type: string", "    secret: true",

@@ -163,9 +163,13 @@ SECRET_KEYS = ("grafanaAdminPassword",)  # read with pulumi.Config.get_secret by
 def from_flat(flat: dict[str, Any], *, stack: str, engine_secrets: frozenset[str] = frozenset()) -> PlatformConfig:
     """Validate a stack's flat config. ``engine_secrets``: keys the engine marked secret (decrypted values)."""
     ours, others = split_stack_config(flat)
-    if "region" not in ours and others.get("aws:region"):
-        ours["region"] = others["aws:region"]
     problems = []
+    aws_region = others.get("aws:region")
+    if "region" not in ours and aws_region:
+        ours["region"] = aws_region  # region follows the AWS provider's region when it is not set
+    elif aws_region and isinstance(ours.get("region"), str) and ours["region"] != aws_region:
+        problems.append(f"{PROJECT}:region: {ours['region']!r} differs from aws:region {aws_region!r}; the stack "
+                        "would be deployed in one and described in the other: set one of them, or both alike")
     for key in SECRET_KEYS:
         value = ours.pop(key, None)
         if value is not None and not (isinstance(value, dict) and "secure" in value) \

@@ -137,3 +137,28 @@ def test_stack_file_overrides_project_defaults(tmp_path):
 def test_ceph_layouts_that_never_get_healthy_are_refused(raw, expected):
     found = problems(raw)
     assert any(p.startswith(expected) for p in found), found
+
+
+def test_region_follows_aws_region_and_a_mismatch_is_refused():
+    from infra.config import from_flat
+
+    # only aws:region set: the stack is described (and priced, and deployed) in that region
+    cfg = from_flat({"aws:region": "eu-west-1", "eks-ml-platform:ephemeral": True}, stack="dev")
+    assert cfg.region == "eu-west-1"
+    # neither: the documented default
+    assert from_flat({}, stack="dev").region == "us-west-2"
+    # both, alike: fine; different: one line naming the key
+    assert from_flat({"aws:region": "eu-west-1", "eks-ml-platform:region": "eu-west-1"}, stack="dev").region == "eu-west-1"
+    with pytest.raises(ConfigError) as err:
+        from_flat({"aws:region": "eu-west-1", "eks-ml-platform:region": "us-west-2"}, stack="dev")
+    assert err.value.problems == ["eks-ml-platform:region: 'us-west-2' differs from aws:region 'eu-west-1'; the stack "
+                                  "would be deployed in one and described in the other: set one of them, or both alike"]
+
+
+def test_pulumi_yaml_gives_region_no_default():
+    """A project default would always count as set, and region could never follow aws:region."""
+    from infra.config import merged_stack_config
+
+    from tests.conftest import REPO
+
+    assert "eks-ml-platform:region" not in merged_stack_config("dev", REPO)
