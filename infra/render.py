@@ -171,9 +171,14 @@ def summarize(cfg: PlatformConfig, preview: dict[str, Any], manifests: list) -> 
             lines.append(f"  {p['metadata']['name']:<8} families={','.join(fams)} capacity={','.join(caps)} limits: {limits}")
     from infra import cost  # part of the repository: an import error is a bug, not a missing line
 
-    est = cost.estimate(cfg)
-    lines += ["", f"Cost estimate: idle ${est['idle_usd_per_hour']:.2f}/h (${est['idle_usd_per_hour'] * 730:,.0f}/month), "
-                  f"max ${est['max_usd_per_hour']:.2f}/h with every NodePool at its limits"]
+    try:
+        est = cost.estimate(cfg)
+    except cost.PriceTableError as exc:  # the tooling's gap (a region or type the table lacks), not the stack's
+        lines += ["", f"Cost estimate: unknown price ({exc})"]
+    else:
+        lines += ["", f"Cost estimate: idle ${est['idle_usd_per_hour']:.2f}/h "
+                      f"(${est['idle_usd_per_hour'] * 730:,.0f}/month), "
+                      f"max ${est['max_usd_per_hour']:.2f}/h with every NodePool at its limits"]
     return "\n".join(lines) + "\n"
 
 

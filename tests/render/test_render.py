@@ -134,3 +134,17 @@ def test_pulumi_up_path_refuses_bad_config_without_registering():
     assert "eks-ml-platform:cluster.version: 1.19 is not supported" in str(exc.value)
     assert "eks-ml-platform:typo: unknown key" in str(exc.value)
     assert [r.type for r in monitor.registrations] == []
+
+
+def test_a_region_without_a_price_table_renders_with_an_unknown_price(tmp_path):
+    """eu-west-1 is a valid region; the price table only covers us-west-2. The estimate is the tooling's gap:
+    the render says so and succeeds, it never crashes the preview (or check, or the PR comment)."""
+    from infra.render import render
+
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    text = (REPO / "Pulumi.dev.yaml").read_text().replace("us-west-2", "eu-west-1")
+    (tmp_path / "Pulumi.dev.yaml").write_text(text)
+    result = render("dev", tmp_path / "out", project_dir=tmp_path)
+    assert result.cfg.region == "eu-west-1"
+    assert "Cost estimate: unknown price (no price table for region eu-west-1" in result.summary
+    assert result.manifests and (tmp_path / "out" / "preview.json").is_file()
