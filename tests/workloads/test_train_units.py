@@ -56,6 +56,7 @@ def test_checkpoint_rejects_garbage_wrong_step_and_ignores_temporaries(tmp_path,
     ck.save_checkpoint(tmp_path, _state(1))
     (tmp_path / "ckpt-000000009.pt").write_bytes(b"not a checkpoint")
     torch.save({"format": ck.FORMAT, **_state(3)}, tmp_path / "ckpt-000000007.pt")  # name/content disagree
+    ck.write_digest(tmp_path / "ckpt-000000007.pt")  # ... with a valid digest: rejected by the step check
     (tmp_path / ".ckpt-000000011.pt.tmp-123").write_bytes(b"half written")
     with caplog.at_level(logging.WARNING, logger="trainer"):
         path, state = ck.load_latest(tmp_path)
@@ -71,7 +72,8 @@ def test_checkpoint_keeps_the_newest_few_and_writes_atomically(tmp_path):
     for step in (2, 4, 6, 8, 10):
         ck.save_checkpoint(tmp_path, _state(step), keep=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "ckpt-000000006.pt", "ckpt-000000008.pt", "ckpt-000000010.pt"]  # no temporaries left
+        "ckpt-000000006.pt", "ckpt-000000006.pt.sha256", "ckpt-000000008.pt", "ckpt-000000008.pt.sha256",
+        "ckpt-000000010.pt", "ckpt-000000010.pt.sha256"]  # each with its digest, no temporaries left
     with pytest.raises(ck.CheckpointError):
         ck.save_checkpoint(tmp_path, {"model": {}})
 

