@@ -22,18 +22,14 @@ def cmd_render(argv: list[str]) -> int:
     from infra.config import ConfigError
     from infra.render import render
     from infra.upstream import UpstreamError
-    from infra.upstream_cli import add_upstream_arg, apply_upstream_arg
+    from infra.upstream_cli import add_upstream_arg, parse_args
 
     ap = argparse.ArgumentParser(prog="python -m infra render", description="offline preview of a stack")
     ap.add_argument("--stack", default="dev")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: build/<stack>)")
     ap.add_argument("--project-dir", type=Path, default=REPO, help="folder holding Pulumi.yaml and Pulumi.<stack>.yaml")
     add_upstream_arg(ap)
-    args = ap.parse_args(argv)
-    err = apply_upstream_arg(args)
-    if err:
-        print(err, file=sys.stderr)
-        return 2
+    args = parse_args(ap, argv)
     out = args.out or REPO / "build" / args.stack
     try:
         result = render(args.stack, out, project_dir=args.project_dir)

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from infra import upstream
-from infra.upstream_cli import add_upstream_arg, apply_upstream_arg
+from infra.upstream_cli import add_upstream_arg, parse_args
 from infra.validate.crds import CrdVersion, load_crds, load_pinned_crds, schema_errors
 from infra.validate.defaults import as_stored
 
@@ -298,11 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="render output folder (default: build/<stack>)")
     ap.add_argument("--k8s-version", default=DEFAULT_K8S, help="Kubernetes version for --manifests")
     ap.add_argument("--no-checkov", action="store_true", help="skip checkov (it is reported as skipped)")
-    args = ap.parse_args(argv)
-    err = apply_upstream_arg(args)
-    if err:
-        print(err, file=sys.stderr)
-        return 2
+    args = parse_args(ap, argv)
     if args.crds is not None and not args.crds.is_dir():
         print(f"error: --crds {args.crds}: not a folder", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator
 __all__ = [
     "Artifact", "ARTIFACTS", "ArtifactUnavailable", "ChecksumMismatch", "UpstreamError",
     "artifact", "cache_dir", "mirrors", "set_mirrors", "read_bytes", "read_text", "read_yaml_docs", "locate",
+    "write_cache",
 ]
 
 RAW_BASE = "https://raw.githubusercontent.com"
@@ -329,16 +330,22 @@ def _download(a: Artifact) -> tuple[Located | None, str]:
     if got != a.sha256:
         raise ChecksumMismatch(f"upstream artifact {a.key}: {url} served sha256 {got}, the pin is {a.sha256}; "
                                "refusing it")
-    dest = cache_dir() / a.rel
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
+        write_cache(a, data)
     except OSError:
         pass  # a read-only cache still serves this run
     return Located("download", url, data), ""
+
+
+def write_cache(a: Artifact, data: bytes) -> Path:
+    """Put verified bytes in the cache, atomically (a reader never sees a partial file)."""
+    dest = cache_dir() / a.rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, dest)
+    return dest
 
 
 def locate(key: str, *, download: bool = True) -> Located:

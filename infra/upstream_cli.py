@@ -9,9 +9,7 @@ Both exit 1 when any artifact is missing or fails its checksum, 0 otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from infra import upstream
@@ -24,45 +22,32 @@ def add_upstream_arg(ap: argparse.ArgumentParser) -> None:
                          f"(repeatable; default: ${upstream.ENV_MIRROR})")
 
 
-def apply_upstream_arg(args: argparse.Namespace) -> str | None:
-    """Install ``--upstream`` folders; returns a one-line error when one is not a folder."""
+def parse_args(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``ap.parse_args`` that also installs the ``--upstream`` folders; like argparse, a bad one is a
+    one-line error and exit code 2."""
+    args = ap.parse_args(argv)
     folders = getattr(args, "upstream", None)
-    if not folders:
-        return None
-    for folder in folders:
-        if not folder.is_dir():
-            return f"error: --upstream {folder}: not a folder"
-    upstream.set_mirrors(folders)
-    return None
-
-
-def _fill_cache(loc: upstream.Located, a: upstream.Artifact) -> None:
-    if loc.source == "cache":
-        return
-    dest = upstream.cache_dir() / a.rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(loc.data)
-    os.replace(tmp, dest)
+    if folders:
+        for folder in folders:
+            if not folder.is_dir():
+                print(f"error: --upstream {folder}: not a folder", file=sys.stderr)
+                raise SystemExit(2)
+        upstream.set_mirrors(folders)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m infra upstream", description=__doc__.split("\n\n")[0])
     ap.add_argument("action", choices=("fetch", "verify"))
     add_upstream_arg(ap)
-    args = ap.parse_args(argv)
-    err = apply_upstream_arg(args)
-    if err:
-        print(err, file=sys.stderr)
-        return 2
+    args = parse_args(ap, argv)
     rows, bad = [], 0
     for key in upstream.iter_keys():
         a = upstream.ARTIFACTS[key]
         try:
             loc = upstream.locate(key, download=args.action == "fetch")
-            if args.action == "fetch":
-                _fill_cache(loc, a)
+            if args.action == "fetch" and loc.source != "cache":
+                upstream.write_cache(a, loc.data)
             status, where = "verified", f"{loc.source}: {loc.where}"
         except upstream.ChecksumMismatch as exc:
             status, where, bad = "CHECKSUM MISMATCH", str(exc), bad + 1

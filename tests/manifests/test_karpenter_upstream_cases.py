@@ -327,19 +327,6 @@ for n, key in enumerate((f"test.com.test.{LONG}/test", f"test.com.test/test-{LON
     # NP It("should fail at runtime for taint keys that are too long"): Create succeeds (assertion n)
     case(f"np-taint-key-long-{n}", NP, "should fail at runtime for taint keys that are too long", NODEPOOL,
          (TAINTS, [{"key": key, "effect": "NoSchedule"}]), ok=ACCEPT)
-# NP It("should fail for missing taint key")
-case("np-taint-missing-key", NP, "should fail for missing taint key", NODEPOOL,
-     (TAINTS, [{"key": "", "effect": "NoSchedule"}]), ok=REJECT, at=f"{TAINTS}[0].key")
-# NP It("should fail for invalid taint value")
-case("np-taint-invalid-value", NP, "should fail for invalid taint value", NODEPOOL,
-     (TAINTS, [{"key": "invalid-value", "value": "???", "effect": "NoSchedule"}]), ok=REJECT,
-     at=f"{TAINTS}[0].value")
-# NP It("should fail for invalid taint effect")
-case("np-taint-invalid-effect", NP, "should fail for invalid taint effect", NODEPOOL,
-     (TAINTS, [{"key": "invalid-effect", "effect": "???"}]), ok=REJECT, at=f"{TAINTS}[0].effect")
-# NP It("should not fail for same key with different effects")
-case("np-taint-same-key-two-effects", NP, "should not fail for same key with different effects", NODEPOOL,
-     (TAINTS, [{"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoExecute"}]), ok=ACCEPT)
 
 # =================================================================================================
 # NP Context("Requirements") and NC Context("Requirements"): the same tests on both kinds
@@ -511,19 +498,19 @@ case("nc-taints-valid", NC, "should succeed for valid taints", NODECLAIM,
 # NC It("should fail for invalid taint keys"): Taint{Key: "???"}, effect "" is sent (no omitempty)
 case("nc-taint-key-invalid", NC, "should fail for invalid taint keys", NODECLAIM,
      (NC_TAINTS, [{"key": "???", "effect": ""}]), ok=REJECT, at=f"{NC_TAINTS}[0]")
-# NC It("should fail for missing taint key")
-case("nc-taint-missing-key", NC, "should fail for missing taint key", NODECLAIM,
-     (NC_TAINTS, [{"key": "", "effect": "NoSchedule"}]), ok=REJECT, at=f"{NC_TAINTS}[0].key")
-# NC It("should fail for invalid taint value")
-case("nc-taint-invalid-value", NC, "should fail for invalid taint value", NODECLAIM,
-     (NC_TAINTS, [{"key": "invalid-value", "value": "???", "effect": "NoSchedule"}]), ok=REJECT,
-     at=f"{NC_TAINTS}[0].value")
-# NC It("should fail for invalid taint effect")
-case("nc-taint-invalid-effect", NC, "should fail for invalid taint effect", NODECLAIM,
-     (NC_TAINTS, [{"key": "invalid-effect", "effect": "???"}]), ok=REJECT, at=f"{NC_TAINTS}[0].effect")
-# NC It("should not fail for same key with different effects")
-case("nc-taint-same-key-two-effects", NC, "should not fail for same key with different effects", NODECLAIM,
-     (NC_TAINTS, [{"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoExecute"}]), ok=ACCEPT)
+# NP and NC It("should fail for missing taint key"), It("should fail for invalid taint value"),
+# It("should fail for invalid taint effect"), It("should not fail for same key with different effects"):
+# the same four tests in both suites, on spec.template.spec.taints and spec.taints
+for _prefix, _suite, _base, _path in (("np", NP, NODEPOOL, TAINTS), ("nc", NC, NODECLAIM, NC_TAINTS)):
+    case(f"{_prefix}-taint-missing-key", _suite, "should fail for missing taint key", _base,
+         (_path, [{"key": "", "effect": "NoSchedule"}]), ok=REJECT, at=f"{_path}[0].key")
+    case(f"{_prefix}-taint-invalid-value", _suite, "should fail for invalid taint value", _base,
+         (_path, [{"key": "invalid-value", "value": "???", "effect": "NoSchedule"}]), ok=REJECT,
+         at=f"{_path}[0].value")
+    case(f"{_prefix}-taint-invalid-effect", _suite, "should fail for invalid taint effect", _base,
+         (_path, [{"key": "invalid-effect", "effect": "???"}]), ok=REJECT, at=f"{_path}[0].effect")
+    case(f"{_prefix}-taint-same-key-two-effects", _suite, "should not fail for same key with different effects",
+         _base, (_path, [{"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoExecute"}]), ok=ACCEPT)
 
 # =================================================================================================
 # NP Context("Replicas")
