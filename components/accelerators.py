@@ -33,12 +33,12 @@ import pulumi_kubernetes as k8s
 from components.karpenter import (
     ACCELERATOR_LABEL, GPU_TAINT, NEURON, NEURON_TAINT, NVIDIA, pool_kind, service_monitor, std_labels,
 )
-from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION
+from infra.conventions import system_placement
 from infra.config import PlatformConfig
 from infra.versions import CHARTS, IMAGES, NEURON_KUBE_SCHEDULER, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
-    from infra.platform import PlatformContext
+    from infra.context import PlatformContext
 
 NVIDIA_NAMESPACE = CHARTS["nvidia_device_plugin"].namespace  # shared by the DCGM exporter
 NEURON_NAMESPACE = CHARTS["neuron"].namespace  # kube-system: the chart's namespaceOverride default
@@ -120,10 +120,6 @@ def accelerator_affinity(kind: str) -> dict[str, Any]:
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": ACCELERATOR_LABEL, "operator": "In", "values": [kind]}]},
     ]}}}
-
-
-def system_placement() -> dict[str, Any]:
-    return {"nodeSelector": {SYSTEM_LABEL[0]: SYSTEM_LABEL[1]}, "tolerations": [dict(SYSTEM_TOLERATION)]}
 
 
 def dcgm_counters_csv() -> str:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config import PlatformConfig
+from infra.conventions import WORKLOADS_NAMESPACE
 
-SERVING_NAMESPACE = "ml-workloads"
-TRAINING_NAMESPACE = "ml-workloads"
+SERVING_NAMESPACE = TRAINING_NAMESPACE = WORKLOADS_NAMESPACE
 CEPH_CAPACITY_WARN = 0.80
 KARPENTER_POOL_LIMIT_WARN = 0.90
 

@@ -39,13 +39,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION, assume_role_policy, pod_identity_trust
 from infra.config import NodePoolConfig, PlatformConfig
-from infra.teardown import interruption_queue_name
+from infra.conventions import (SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, TAG_PROJECT_CLUSTER, assume_role_policy,
+                               interruption_queue_name, pod_identity_trust)
 from infra.versions import AMI_ALIAS, CHARTS, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
-    from infra.platform import PlatformContext
+    from infra.context import PlatformContext
 
 NAMESPACE = "kube-system"
 RELEASE_NAME = "karpenter"  # the chart's fullname, Service and ServiceAccount are all "karpenter"
@@ -62,7 +62,7 @@ NEURON_TAINT = {"key": "aws.amazon.com/neuron", "effect": "NoSchedule"}
 GPU_RESOURCE = "nvidia.com/gpu"
 NEURON_RESOURCE = "aws.amazon.com/neuron"
 DISCOVERY_TAG = "karpenter.sh/discovery"
-CLUSTER_TAG = "eks-ml-platform/cluster"
+CLUSTER_TAG = TAG_PROJECT_CLUSTER
 ROOT_DEVICE = "/dev/xvda"  # AL2023
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
                  "AmazonSSMManagedInstanceCore")
@@ -225,7 +225,7 @@ def karpenter_values(cfg: PlatformConfig, *, queue_name: Any, cluster_endpoint: 
         "settings": settings,
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},  # the Pod Identity association names it
         "replicas": 2,
-        "nodeSelector": {"kubernetes.io/os": "linux", SYSTEM_LABEL[0]: SYSTEM_LABEL[1]},
+        "nodeSelector": {"kubernetes.io/os": "linux", **SYSTEM_NODE_SELECTOR},
         "tolerations": [dict(SYSTEM_TOLERATION)],
         "controller": {"resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
                                      "limits": {"cpu": "1", "memory": "1Gi"}}},

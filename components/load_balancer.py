@@ -49,13 +49,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import upstream
-from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION, pod_identity_trust
 from infra.config import PlatformConfig
-from infra.teardown import TAG_LBC_CLUSTER, TAG_PROJECT_CLUSTER
+from infra.conventions import (SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, TAG_LBC_CLUSTER, TAG_PROJECT_CLUSTER,
+                               pod_identity_trust)
 from infra.versions import CHARTS, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
-    from infra.platform import PlatformContext
+    from infra.context import PlatformContext
 
 CHART_KEY = "load_balancer_controller"
 NAMESPACE = CHARTS[CHART_KEY].namespace  # kube-system
@@ -130,7 +130,7 @@ def controller_values(cfg: PlatformConfig, *, vpc_id: Any) -> dict[str, Any]:
         "vpcId": vpc_id,
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
         "replicaCount": 2,
-        "nodeSelector": {"kubernetes.io/os": "linux", SYSTEM_LABEL[0]: SYSTEM_LABEL[1]},
+        "nodeSelector": {"kubernetes.io/os": "linux", **SYSTEM_NODE_SELECTOR},
         "tolerations": [dict(SYSTEM_TOLERATION)],
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                       "limits": {"cpu": "500m", "memory": "512Mi"}},

@@ -34,15 +34,15 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import alerts
-from components.storage import (BLOCK_STORAGE_CLASS, EXPORTER_METRICS, MGR_METRICS, NAMESPACE as CEPH_NAMESPACE,
-                                system_placement)
-from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION
+from components.storage import EXPORTER_METRICS, MGR_METRICS, NAMESPACE as CEPH_NAMESPACE
+from infra.conventions import (BLOCK_STORAGE_CLASS, WORKLOADS_NAMESPACE, SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, required_node_affinity,
+                               system_placement)
 from infra.config import PROJECT, PlatformConfig
 from infra.versions import CHARTS, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
     from components.storage import RookCeph
-    from infra.platform import PlatformContext
+    from infra.context import PlatformContext
 
 NAMESPACE = "monitoring"
 RELEASE_NAME = "kube-prometheus-stack"  # the chart's fullname: Services kube-prometheus-stack-prometheus, -grafana
@@ -55,7 +55,6 @@ DASHBOARD_LABEL = ("grafana_dashboard", "1")  # kube-prometheus-stack's grafana.
 FOLDER_ANNOTATION = "grafana_folder"
 DASHBOARD_FOLDER = "ML Platform"
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboards"
-WORKLOADS_NAMESPACE = "ml-workloads"
 TRAINING_OPERATOR_NAMESPACE = "kubeflow"
 
 # Scrape targets of the platform's own apps (the services/pods the workload components create).
@@ -106,8 +105,7 @@ def workload_placement(cfg: PlatformConfig) -> dict[str, Any]:
     if not cfg.addons.karpenter.enabled:
         return system_placement()
     if cfg.environment == "prod":
-        return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-            {"matchExpressions": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]}]}}}
+        return {"affinity": required_node_affinity("karpenter.sh/capacity-type", ["on-demand"])}
     return {}
 
 
@@ -123,10 +121,10 @@ def monitoring_values(cfg: PlatformConfig, *, storage_class: Optional[str]) -> d
     Grafana's admin credentials come from the ``grafana-admin`` Secret."""
     prod = cfg.environment == "prod"
     mon = cfg.monitoring
-    system = {"nodeSelector": {SYSTEM_LABEL[0]: SYSTEM_LABEL[1]}, "tolerations": [dict(SYSTEM_TOLERATION)]}
+    system = {"nodeSelector": dict(SYSTEM_NODE_SELECTOR), "tolerations": [dict(SYSTEM_TOLERATION)]}
     place = workload_placement(cfg)
     tolerations = place.get("tolerations", [])
-    affinity = {k: v for k, v in place.items() if k != "tolerations"}
+    affinity = place.get("affinity", {})
     # StatefulSet PVCs (Prometheus, Alertmanager) go with their StatefulSet outside prod, so destroy
     # leaves no RBD image behind to block the pool's deletion.
     pvc_policy = {"whenDeleted": "Retain" if prod else "Delete", "whenScaled": "Retain"}

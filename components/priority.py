@@ -19,8 +19,10 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-SERVING = "ml-serving"
-TRAINING = "ml-training"
+from infra.conventions import SERVING_PRIORITY_CLASS, TRAINING_PRIORITY_CLASS
+
+SERVING = SERVING_PRIORITY_CLASS
+TRAINING = TRAINING_PRIORITY_CLASS
 
 
 @dataclass(frozen=True)

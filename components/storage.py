@@ -47,12 +47,13 @@ from typing import TYPE_CHECKING, Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION
+from infra.conventions import (BLOCK_STORAGE_CLASS, FILE_STORAGE_CLASS, SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION,
+                               required_node_affinity, system_placement)
 from infra.config import PlatformConfig
 from infra.versions import CHARTS, IMAGES, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
-    from infra.platform import PlatformContext
+    from infra.context import PlatformContext
 
 NAMESPACE = "rook-ceph"          # operator and cluster namespace (the CSI driver names are prefixed with it)
 CLUSTER_NAME = "rook-ceph"
@@ -61,8 +62,6 @@ CSI_RELEASE = "ceph-csi-drivers"
 BLOCK_POOL = "ceph-blockpool"
 FILESYSTEM = "ceph-filesystem"
 FS_DATA_POOL = "data0"           # the CephFS data pool is named <filesystem>-<pool>
-BLOCK_STORAGE_CLASS = "ceph-block"
-FILE_STORAGE_CLASS = "ceph-filesystem"
 EBS_STORAGE_CLASS = "ebs-gp3-encrypted"
 BLOCK_SNAPSHOT_CLASS = "ceph-block-snapshot"
 FILE_SNAPSHOT_CLASS = "ceph-filesystem-snapshot"
@@ -140,14 +139,10 @@ def reclaim_policy(cfg: PlatformConfig) -> str:
     return "Retain" if cfg.environment == "prod" else "Delete"
 
 
-def _required_affinity(key: str, values: list[str]) -> dict[str, Any]:
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": key, "operator": "In", "values": list(values)}]}]}}}
-
-
-def system_placement() -> dict[str, Any]:
-    """The system node group: its label and its CriticalAddonsOnly taint."""
-    return {**_required_affinity(SYSTEM_LABEL[0], [SYSTEM_LABEL[1]]), "tolerations": [dict(SYSTEM_TOLERATION)]}
+def rook_placement(placement: dict[str, Any]) -> dict[str, Any]:
+    """A pod-spec placement (``affinity`` + ``tolerations``) in Rook's shape (the affinity kinds at the top)."""
+    return {**placement.get("affinity", {}), **({"tolerations": placement["tolerations"]}
+                                                 if "tolerations" in placement else {})}
 
 
 def daemon_placement(cfg: PlatformConfig) -> dict[str, Any]:
@@ -158,8 +153,8 @@ def daemon_placement(cfg: PlatformConfig) -> dict[str, Any]:
     those nodes. Without Karpenter there is only the system node group.
     """
     if cfg.addons.karpenter.enabled:
-        return _required_affinity(CAPACITY_TYPE_KEY, ["on-demand"])
-    return system_placement()
+        return required_node_affinity(CAPACITY_TYPE_KEY, ["on-demand"])
+    return rook_placement(system_placement())
 
 
 def _spread(key: str, app: str, *, hard: bool) -> dict[str, Any]:
@@ -375,7 +370,7 @@ def snapshot_classes(cfg: PlatformConfig) -> list[dict[str, Any]]:
 
 def operator_values(cfg: PlatformConfig) -> dict[str, Any]:
     """rook-ceph chart values (deploy/charts/rook-ceph/values.yaml at v1.20.6)."""
-    system_selector = {SYSTEM_LABEL[0]: SYSTEM_LABEL[1]}
+    system_selector = dict(SYSTEM_NODE_SELECTOR)
     return {
         "crds": {"enabled": True},  # the chart's CRDs carry helm.sh/resource-policy: keep
         "nodeSelector": system_selector,
@@ -397,7 +392,7 @@ def _plugin_settings(cfg: PlatformConfig) -> dict[str, Any]:
         "controllerPlugin": {"priorityClassName": "system-cluster-critical",
                              "replicas": 2 if cfg.environment == "prod" else 1,
                              "tolerations": [dict(SYSTEM_TOLERATION)],
-                             "affinity": {k: v for k, v in system_placement().items() if k != "tolerations"}},
+                             "affinity": system_placement()["affinity"]},
     }
 
 

@@ -32,7 +32,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import upstream
-from infra.cluster import SYSTEM_LABEL, SYSTEM_TOLERATION
+from infra.conventions import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, checkov_annotations
 from infra.jsonpatch import apply_patch
 from infra.config import PlatformConfig
 from infra.versions import IMAGES, MANIFESTS
@@ -168,11 +168,6 @@ METRICS_PORT = 8080
 PROBE_PORT = 8081
 
 
-def checkov_annotations(skips: dict[str, str]) -> dict[str, str]:
-    """``checkov.io/skipN: CKV_ID=reason`` for each skip (checkov reads them from the object's metadata)."""
-    return {f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(sorted(skips.items()), 1)}
-
-
 def network_policy(namespace: str) -> dict[str, Any]:
     """Pure: the operator's pod accepts webhook calls (from the API server), probes and Prometheus scrapes,
     and talks only to the API server (HTTPS) and DNS."""
@@ -201,7 +196,7 @@ def network_policy(namespace: str) -> dict[str, Any]:
 
 def _patch_deployment(dep: dict[str, Any], s: OperatorSettings) -> None:
     spec = dep["spec"]["template"]["spec"]
-    spec["nodeSelector"] = {SYSTEM_LABEL[0]: SYSTEM_LABEL[1]}
+    spec["nodeSelector"] = dict(SYSTEM_NODE_SELECTOR)
     spec["tolerations"] = [dict(SYSTEM_TOLERATION)]
     spec["securityContext"] = {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
                                "seccompProfile": {"type": "RuntimeDefault"}}

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -22,11 +21,10 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from infra.config import PlatformConfig
+from infra.context import ClusterOutputs
+from infra.conventions import SYSTEM_LABEL, SYSTEM_TAINT, SYSTEM_TOLERATION, assume_role_policy, pod_identity_trust
 from infra.versions import EKS_ADDONS
 
-SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
-SYSTEM_LABEL = ("eks-ml-platform/node-role", "system")
-SYSTEM_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}
 ACCESS_POLICIES = {
     "cluster-admin": "AmazonEKSClusterAdminPolicy",
     "admin": "AmazonEKSAdminPolicy",
@@ -36,16 +34,6 @@ ACCESS_POLICIES = {
 # Addons that need running nodes to become healthy go after the system node group.
 ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "snapshot-controller", "metrics-server")
-
-
-def assume_role_policy(service: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
-    ]}, sort_keys=True)
-
-
-def pod_identity_trust() -> str:
-    return assume_role_policy("pods.eks.amazonaws.com")
 
 
 def system_node_settings(cfg: PlatformConfig) -> dict[str, Any]:
@@ -64,19 +52,6 @@ def system_node_settings(cfg: PlatformConfig) -> dict[str, Any]:
 def endpoint_from_kubeconfig(kubeconfig: Any) -> str:
     doc = json.loads(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig
     return doc["clusters"][0]["cluster"]["server"]
-
-
-@dataclass(frozen=True)
-class ClusterOutputs:
-    name: pulumi.Output[str]
-    endpoint: pulumi.Output[str]
-    oidc_provider_arn: pulumi.Output[str]
-    oidc_issuer: pulumi.Output[str]
-    node_role_arn: pulumi.Output[str]
-    node_role_name: pulumi.Output[str]
-    cluster_security_group_id: pulumi.Output[str]
-    node_security_group_id: pulumi.Output[str]
-    kubeconfig: pulumi.Output[str]
 
 
 class EksCluster(pulumi.ComponentResource):

@@ -5,34 +5,14 @@ Each add-on gets the Kubernetes provider and ``depends_on`` only what it needs (
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.cluster import ClusterOutputs, EksCluster
+from infra.cluster import EksCluster
 from infra.config import PlatformConfig
+from infra.context import PlatformContext
 from infra.network import Network
-
-
-@dataclass(frozen=True)
-class PlatformContext:
-    """What every add-on component receives: config, cluster outputs, providers, the readiness gate."""
-
-    cfg: PlatformConfig
-    cluster: ClusterOutputs
-    cluster_ready: list[pulumi.Resource]
-    aws_provider: aws.Provider
-    k8s_provider: k8s.Provider
-    private_subnet_ids: pulumi.Output[list[str]]
-    vpc_id: pulumi.Output[str]
-
-    def opts(self, parent: pulumi.Resource, *, depends_on: list[pulumi.Resource] | None = None,
-             cluster_gate: bool = True) -> pulumi.ResourceOptions:
-        deps = [*(self.cluster_ready if cluster_gate else []), *(depends_on or [])]
-        return pulumi.ResourceOptions(parent=parent, providers={"aws": self.aws_provider, "kubernetes": self.k8s_provider},
-                                      depends_on=deps or None)
 
 
 class Platform(pulumi.ComponentResource):

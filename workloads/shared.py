@@ -22,10 +22,12 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-NAMESPACE = "ml-workloads"
+from infra.conventions import FILE_STORAGE_CLASS, WORKLOADS_NAMESPACE
+
+NAMESPACE = WORKLOADS_NAMESPACE
 DATASETS_PVC = "datasets"
 MODELS_PVC = "models"
-STORAGE_CLASS = "ceph-filesystem"  # the CephFS StorageClass of components/storage.py (RWX)
+STORAGE_CLASS = FILE_STORAGE_CLASS  # the CephFS StorageClass of components/storage.py (RWX)
 PART_OF = "eks-ml-platform"
 
 

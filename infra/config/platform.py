@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.addons import AddonsConfig, MonitoringConfig, StorageConfig
 from infra.config.base import _Model
 from infra.config.cluster import ClusterConfig
+from infra.conventions import TAG_PROJECT_CLUSTER
 from infra.config.images import ImagesConfig, images_problems
 from infra.config.network import VpcConfig
 from infra.config.node_pools import NodePoolConfig, default_node_pools
@@ -158,7 +159,7 @@ class PlatformConfig(_Model):
     @property
     def common_tags(self) -> dict[str, str]:
         tags = {"eks-ml-platform/stack": self.stack, "eks-ml-platform/environment": self.environment,
-                "eks-ml-platform/cluster": self.cluster_name, "managed-by": "pulumi"}
+                TAG_PROJECT_CLUSTER: self.cluster_name, "managed-by": "pulumi"}
         if self.ephemeral:
             tags["eks-ml-platform/ephemeral"] = "true"
         # the platform's ownership tags last: no user tag can replace them (the validator refuses them too)

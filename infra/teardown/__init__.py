@@ -97,7 +97,7 @@ from typing import Callable
 _sleep: Callable[[float], None] = time.sleep
 _monotonic: Callable[[], float] = time.monotonic
 
-from .tags import (  # noqa: E402
+from infra.conventions import (
     DESTROY_DATA_KEY,
     INTERRUPTION_QUEUE_SUFFIX,
     NODEPOOL_TYPE_RE,
@@ -117,9 +117,11 @@ from .tags import (  # noqa: E402
     TAG_VPC_CNI_NODE,
     WORKLOAD_TYPE_PREFIX,
     WORKLOAD_TYPE_PREFIXES,
+    interruption_queue_name,
+)
+from .tags import (
     claims_other_cluster,
     has_cluster_identity,
-    interruption_queue_name,
     is_cluster_eni,
     is_cluster_pv_volume,
     is_cluster_queue,

@@ -10,7 +10,8 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from .plan import _LIVE_INSTANCE_STATES, SweepPlan, _chunks, _err_code, plan_sweep
-from .tags import TAG_KARPENTER_NODEPOOL, is_karpenter_instance, tag_map
+from infra.conventions import TAG_KARPENTER_NODEPOOL
+from .tags import is_karpenter_instance, tag_map
 
 if TYPE_CHECKING:  # boto3 is imported lazily so that `python -m infra --help` stays fast
     import boto3

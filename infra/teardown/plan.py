@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
+from infra.conventions import TAG_KARPENTER_LT_CLUSTER, TAG_KARPENTER_NODEPOOL, TAG_LBC_CLUSTER
 from .tags import (
-    TAG_KARPENTER_LT_CLUSTER,
-    TAG_KARPENTER_NODEPOOL,
-    TAG_LBC_CLUSTER,
     is_cluster_eni,
     is_cluster_pv_volume,
     is_cluster_queue,

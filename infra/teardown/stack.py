@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from .tags import NODEPOOL_TYPE_RE, STORAGE_TYPE, WORKLOAD_TYPE_PREFIXES
+from infra.conventions import NODEPOOL_TYPE_RE, STORAGE_TYPE, WORKLOAD_TYPE_PREFIXES
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from .stack import (
     storage_targets,
     workload_targets,
 )
-from .tags import DESTROY_DATA_KEY
+from infra.conventions import DESTROY_DATA_KEY
 
 if TYPE_CHECKING:  # boto3 is imported lazily so that `python -m infra --help` stays fast
     import boto3

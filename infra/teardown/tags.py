@@ -1,56 +1,15 @@
-"""Conventions shared with the components (queue name, tag keys, Pulumi type tokens, the
-destroyData config key) and the pure tag predicates that prove a cloud resource belongs to a
-cluster (see the package docstring for the ownership table)."""
+"""The pure tag predicates that prove a cloud resource belongs to a cluster (see the package
+docstring for the ownership table). The tag keys and names themselves are ``infra.conventions``."""
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, Mapping
 
-
-# --------------------------------------------------------------------------------------------
-# Conventions shared with the components (the Karpenter component must use the same).
-# --------------------------------------------------------------------------------------------
-
-INTERRUPTION_QUEUE_SUFFIX = "-karpenter-interruption"
-
-
-def interruption_queue_name(cluster_name: str) -> str:
-    """The Karpenter interruption queue's name: ``<cluster>-karpenter-interruption``.
-
-    Defined once here; ``components/karpenter.py`` names its SQS queue with this function and
-    passes the same name to the chart (``settings.interruptionQueue``).
-    """
-    return f"{cluster_name}{INTERRUPTION_QUEUE_SUFFIX}"
-
-
-TAG_EKS_CLUSTER_NAME = "eks:eks-cluster-name"
-TAG_K8S_CLUSTER_PREFIX = "kubernetes.io/cluster/"
-TAG_KARPENTER_NODEPOOL = "karpenter.sh/nodepool"
-TAG_KARPENTER_LT_CLUSTER = "karpenter.k8s.aws/cluster"
-TAG_KARPENTER_NODECLASS = "karpenter.k8s.aws/ec2nodeclass"
-TAG_TOPOLOGY_REGION = "topology.kubernetes.io/region"
-TAG_VPC_CNI_CLUSTER = "cluster.k8s.amazonaws.com/name"
-TAG_VPC_CNI_NODE = "node.k8s.amazonaws.com/instance_id"
-TAG_EBS_CSI_CLUSTER = "ebs.csi.aws.com/cluster"
-TAG_PVC_NAME = "kubernetes.io/created-for/pvc/name"
-TAG_LEGACY_CLUSTER = "KubernetesCluster"
-TAG_LBC_CLUSTER = "elbv2.k8s.aws/cluster"
-#: The project's own tag (``PlatformConfig.common_tags``) on every resource Pulumi creates.
-TAG_PROJECT_CLUSTER = "eks-ml-platform/cluster"
-
-#: Pulumi type tokens destroyed before the rest of the stack.
-NODEPOOL_TYPE_RE = re.compile(r"^kubernetes:karpenter\.sh/v[0-9a-z]+:NodePool$")
-#: The workload components: WorkloadStorage (workloads/shared.py), SentimentServing
-#: (workloads/sentiment/component.py), TrainingWorkload (workloads/training/component.py).
-WORKLOAD_TYPE_PREFIXES = ("eks-ml-platform:workloads:", "eks-ml-platform:sentiment:",
-                          "eks-ml-platform:training:")
-WORKLOAD_TYPE_PREFIX = WORKLOAD_TYPE_PREFIXES[0]
-#: The Rook-Ceph component (components/storage.py).
-STORAGE_TYPE = "eks-ml-platform:storage:RookCeph"
-#: The config key (a path into the structured ``storage`` key) that sets the CephCluster's
-#: cleanupPolicy (components/storage.py ``cleanup_policy``).
-DESTROY_DATA_KEY = "eks-ml-platform:storage.destroyData"
+from infra.conventions import (
+    TAG_EBS_CSI_CLUSTER, TAG_EKS_CLUSTER_NAME, TAG_K8S_CLUSTER_PREFIX, TAG_KARPENTER_LT_CLUSTER,
+    TAG_KARPENTER_NODECLASS, TAG_KARPENTER_NODEPOOL, TAG_LBC_CLUSTER, TAG_LEGACY_CLUSTER, TAG_PROJECT_CLUSTER,
+    TAG_PVC_NAME, TAG_TOPOLOGY_REGION, TAG_VPC_CNI_CLUSTER, interruption_queue_name,
+)
 
 
 # --------------------------------------------------------------------------------------------

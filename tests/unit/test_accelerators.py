@@ -81,7 +81,10 @@ def test_neuron_scheduler_extension_runs_on_system_nodes_with_a_matching_kube_sc
         assert f'{custom["image"]["repository"]}:{custom["image"]["tag"]}' == image
         assert custom["image"]["tag"].startswith(f"v{version}.")  # same minor as the control plane
         for placement in (sched, custom):
-            assert placement["nodeSelector"] == {"eks-ml-platform/node-role": "system"}
+            terms = placement["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            assert terms["nodeSelectorTerms"] == [{"matchExpressions": [
+                {"key": "eks-ml-platform/node-role", "operator": "In", "values": ["system"]}]}]
+            assert "nodeSelector" not in placement
             assert placement["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
         assert values["npd"] == {"enabled": False}  # its DaemonSet would otherwise land on every node
 

@@ -7,7 +7,7 @@ import pytest
 
 from components import load_balancer as lb
 from infra import upstream
-from infra.cluster import SYSTEM_TOLERATION
+from infra.conventions import SYSTEM_TOLERATION
 from infra.config import ConfigError, from_flat, merged_stack_config, parse_config
 from infra.render import REPO, build_manifests, build_preview, run_program
 from infra.teardown import TAG_LBC_CLUSTER

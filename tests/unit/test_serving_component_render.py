@@ -14,10 +14,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 
-from infra.cluster import ClusterOutputs
+from infra.context import ClusterOutputs, PlatformContext
 from infra.config import parse_config
 from infra.mocks import PlatformMocks, RecordingMonitor
-from infra.platform import PlatformContext
 from tests.conftest import manifests, states
 
 COMPONENT = "eks-ml-platform:sentiment:SentimentServing"

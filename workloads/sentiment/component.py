@@ -51,22 +51,23 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.monitoring import PROMETHEUS_URL  # the in-cluster kube-prometheus-stack Prometheus
+from infra.conventions import SERVING_PRIORITY_CLASS, WORKLOADS_NAMESPACE, checkov_annotations
 from infra.config import NodePoolConfig, PlatformConfig, cpu_millis
 from infra.versions import IMAGES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
     from components.images import WorkloadImages
-    from infra.platform import PlatformContext
+    from infra.context import PlatformContext
 
 NAME = "sentiment"
-NAMESPACE = "ml-workloads"
+NAMESPACE = WORKLOADS_NAMESPACE
 MODELS_CLAIM = "models"
 MODEL_MOUNT = "/models"
 CONTAINER_PORT = 8080
 SERVICE_PORT = 80
 PORT_NAME = "http"
 RUN_AS = 10001  # UID/GID of the server image's non-root user; a high UID never collides with a host user
-PRIORITY_CLASS = "ml-serving"
+PRIORITY_CLASS = SERVING_PRIORITY_CLASS
 POOL_LABEL = "eks-ml-platform/pool"
 SELECTOR = {"app.kubernetes.io/name": NAME}
 REQUEST_RATE_QUERY = f'sum(rate(sentiment_requests_total{{namespace="{NAMESPACE}"}}[1m]))'
@@ -108,11 +109,6 @@ def _meta(namespace: str, *, annotations: Optional[dict[str, str]] = None) -> di
     if annotations:
         meta["annotations"] = dict(sorted(annotations.items()))
     return meta
-
-
-def checkov_annotations(skips: dict[str, str]) -> dict[str, str]:
-    """``checkov.io/skipN: CKV_ID=reason`` for each skip (checkov reads them from the object's metadata)."""
-    return {f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(sorted(skips.items()), 1)}
 
 
 # ---------------------------------------------------------------- derived settings

@@ -44,20 +44,20 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.cluster import pod_identity_trust
+from infra.conventions import TRAINING_PRIORITY_CLASS, checkov_annotations, pod_identity_trust
 from infra.config import PlatformConfig, TrainingConfig, cpu_pool
 from infra.versions import IMAGES
 from workloads.shared import DATASETS_PVC, MODELS_PVC, NAMESPACE, standard_labels
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from components.images import WorkloadImages
-    from infra.platform import PlatformContext
+    from infra.context import PlatformContext
 
 TRAINER = "sentiment-trainer"  # pod label app.kubernetes.io/name (the monitoring PodMonitor selects it)
 DATA_PREP = "sentiment-data-prep"
 JOB_NAME = "sentiment-train"  # PyTorchJob/TFJob name: a DNS-1035 label (the operator's webhook checks)
 CRON_NAME = "sentiment-retrain"
-PRIORITY_CLASS = "ml-training"  # created by the Karpenter/priority component; referred to by name
+PRIORITY_CLASS = TRAINING_PRIORITY_CLASS  # created by the Karpenter/priority component; referred to by name
 POOL_LABEL = "eks-ml-platform/pool"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -80,10 +80,6 @@ CHECKOV_SKIPS = {
 def image_skips(*images: str) -> dict[str, str]:
     """CHECKOV_SKIPS when one of the images is not pinned by digest, else nothing."""
     return {} if all("@sha256:" in i for i in images) else dict(CHECKOV_SKIPS)
-
-
-def checkov_annotations(skips: dict[str, str]) -> dict[str, str]:
-    return {f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(sorted(skips.items()), 1)}
 
 
 def _meta(name: str, component: str, *, app: str = TRAINER, annotations: Optional[dict[str, str]] = None,
