@@ -19,10 +19,13 @@ def program_artifacts(cfg: PlatformConfig) -> list[str]:
 
 
 def preload(cfg: PlatformConfig) -> None:
-    """Obtain (and verify) every upstream file the program needs before any resource is registered, so
-    a missing one stops the run with its one-line message and nothing half-created."""
+    """Everything that must hold before any resource is registered, so that a problem stops the run with
+    its one-line message and nothing half-created: the add-ons' requirements (ConfigError), and every
+    upstream file the program needs, obtained and verified (UpstreamError)."""
     from infra import upstream
+    from infra.addons import check_requirements
 
+    check_requirements(cfg)
     for key in program_artifacts(cfg):
         upstream.read_bytes(key)
 
@@ -42,6 +45,10 @@ def run(cfg: PlatformConfig | None = None) -> "object":
     try:
         preload(cfg)
         platform = Platform("ml", cfg)
+    except ConfigError as exc:
+        if not under_pulumi:
+            raise  # the offline render reports it itself
+        raise pulumi.RunError("invalid stack configuration:\n  " + "\n  ".join(exc.problems)) from None
     except UpstreamError as exc:
         if not under_pulumi:
             raise  # the offline render reports it itself

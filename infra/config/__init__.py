@@ -23,11 +23,7 @@ from infra.config.base import (
     IMAGE_RE,
     PROJECT,
     QUANTITY_RE,
-    _MEM_UNITS,
     ConfigError,
-    _camel,
-    _cidr,
-    _Model,
     cpu_millis,
     memory_bytes,
 )
@@ -42,11 +38,6 @@ from infra.config.cluster import (
 )
 from infra.config.loading import (
     SECRET_KEYS,
-    _camel_fields,
-    _format_errors,
-    _loc_text,
-    _model_at,
-    _unwrap_model,
     from_flat,
     load_from_pulumi,
     load_stack_config,
@@ -56,7 +47,8 @@ from infra.config.loading import (
     read_stack_file,
     split_stack_config,
 )
-from infra.config.images import IMAGE_KEYS, ImagesConfig, image_ref, images_problems, needed_images
+from infra.config.cross import images_problems, needed_images, serving_problems, training_problems
+from infra.config.images import IMAGE_KEYS, ImagesConfig, image_ref
 from infra.config.network import VpcConfig
 from infra.config.node_pools import (
     AMI_ALIAS_RE,
@@ -71,7 +63,7 @@ from infra.config.node_pools import (
     cpu_pool,
     default_node_pools,
 )
-from infra.config.platform import AWS_REGION_RE, PlatformConfig, _CrossProblems
+from infra.config.platform import AWS_REGION_RE, PlatformConfig
 from infra.config.serving import (
     ACM_ARN_RE,
     HOSTNAME_RE,
@@ -79,11 +71,8 @@ from infra.config.serving import (
     ServingConfig,
     ServingIngressConfig,
     ServingResources,
-    serving_problems,
 )
 from infra.config.training import (
-    _CRON_FIELDS,
-    _CRON_NAMES,
     CRON_MACROS,
     HF_URI_RE,
     S3_URI_RE,
@@ -91,7 +80,6 @@ from infra.config.training import (
     TrainingConfig,
     TrainingDatasetConfig,
     cron_problem,
-    training_problems,
 )
 
 __all__ = [

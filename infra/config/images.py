@@ -1,5 +1,5 @@
 """The images section: ``ImagesConfig`` (build the workload images into ECR, or use prebuilt references)
-and ``needed_images`` / ``images_problems``, which need the whole ``PlatformConfig``.
+and ``image_ref``; ``needed_images`` / ``images_problems``, which need the whole config, are in ``cross.py``.
 
 Which images a stack needs (``needed_images``):
 
@@ -15,14 +15,11 @@ key must be set to a reference pinned by tag or digest.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from pydantic import Field, field_validator
 
 from infra.config.base import IMAGE_RE, _Model, pinned_image
-
-if TYPE_CHECKING:
-    from infra.config.platform import PlatformConfig
 
 # config key -> field name
 IMAGE_KEYS = {"trainer": "trainer", "trainerGpu": "trainer_gpu", "server": "server", "serverNeuron": "server_neuron"}
@@ -55,33 +52,3 @@ class ImagesConfig(_Model):
 
     def ref(self, key: str) -> Optional[str]:
         return getattr(self, IMAGE_KEYS[key])
-
-
-def needed_images(cfg: "PlatformConfig") -> list[str]:
-    """The image keys (``IMAGE_KEYS``) this stack's workloads run, in a stable order."""
-    out = []
-    tr, sv = cfg.training, cfg.serving
-    if tr.enabled:
-        out.append("trainer")  # data prep
-        if tr.kind == "PyTorchJob" and not tr.image and tr.device == "gpu":
-            out.append("trainerGpu")
-    if sv.enabled and not sv.image:
-        out.append("serverNeuron" if sv.device == "inf1" else "server")
-    return out
-
-
-def images_problems(cfg: "PlatformConfig") -> list[tuple[str, str]]:
-    """With ``images.build: true`` no reference may be given (it would be ignored); with ``false``, every
-    needed image must be."""
-    im = cfg.images
-    if im.build:
-        return [(f"images.{k}", f"{im.ref(k)!r} is set while images.build is true: the stack builds and pins its "
-                 "own images and would ignore it; remove it, or set images.build: false to use prebuilt images")
-                for k in IMAGE_KEYS if im.ref(k) is not None]
-    why = {"trainer": "data prep (and CPU training) runs the CPU trainer image",
-           "trainerGpu": "GPU training runs the GPU trainer image (or set training.image)",
-           "server": f"{cfg.serving.device} serving runs the sentiment server image (or set serving.image)",
-           "serverNeuron": "inf1 serving runs the Neuron sentiment server image (or set serving.image)"}
-    return [(f"images.{k}", f"is required with images.build: false: {why[k]}; set a reference pinned by tag or "
-             "digest, e.g. the release image in infra/versions.py")
-            for k in needed_images(cfg) if im.ref(k) is None]

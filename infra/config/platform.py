@@ -11,11 +11,12 @@ from infra.config.addons import AddonsConfig, MonitoringConfig, StorageConfig
 from infra.config.base import _Model
 from infra.config.cluster import ClusterConfig
 from infra.conventions import TAG_PROJECT_CLUSTER
-from infra.config.images import ImagesConfig, images_problems
+from infra.config.cross import images_problems, serving_problems, training_problems
+from infra.config.images import ImagesConfig
 from infra.config.network import VpcConfig
 from infra.config.node_pools import NodePoolConfig, default_node_pools
-from infra.config.serving import ServingConfig, serving_problems
-from infra.config.training import TrainingConfig, training_problems
+from infra.config.serving import ServingConfig
+from infra.config.training import TrainingConfig
 
 # Tag keys the platform owns: teardown's sweep, Karpenter's discovery and the EKS/ELB integrations read them.
 OWNERSHIP_TAG_PREFIXES = ("eks-ml-platform/", "karpenter.sh/", "karpenter.k8s.aws/", "kubernetes.io/cluster/")
@@ -126,7 +127,7 @@ class PlatformConfig(_Model):
         return []
 
     def _training_problems(self, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
-        """Training checks that need the node pools (infra/config/training.py training_problems)."""
+        """Training checks that need the node pools (infra/config/cross.py training_problems)."""
         return training_problems(self, pools)
 
     # ---- derived settings (one place, so every consumer agrees)

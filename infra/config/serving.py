@@ -1,18 +1,15 @@
-"""The serving section: ``ServingConfig`` (resources, ingress, autoscaling) and ``serving_problems``,
-the serving checks that need the whole ``PlatformConfig`` and its node pools."""
+"""The serving section: ``ServingConfig`` (resources, ingress, autoscaling); the serving checks that need
+the whole config and its node pools are in ``cross.py``."""
 from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import pinned_image, pool_name, positive_cpu, DNS_LABEL_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
 from infra.config.node_pools import NodePoolConfig
-
-if TYPE_CHECKING:
-    from infra.config.platform import PlatformConfig
 
 HOSTNAME_RE = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:certificate/[0-9a-f-]{36}$")
@@ -181,54 +178,3 @@ class ServingConfig(_Model):
 
     def zone_spread_for(self, environment: str) -> str:
         return self.zone_spread or ("required" if environment == "prod" else "preferred")
-
-
-def serving_problems(cfg: "PlatformConfig", pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
-    """Serving checks that need the whole config (node pools, add-ons, VPC); run when serving is enabled."""
-    problems: list[tuple[str, str]] = []
-    want = {"inf1": "inf1", "gpu": "nvidia"}.get(cfg.serving.device)
-    if want and not any(p.accelerator == want for p in pools):
-        problems.append(("serving.device", f"{cfg.serving.device} needs a node pool with accelerator {want}"))
-    if cfg.serving.public and not cfg.allow_public_load_balancers:
-        problems.append(("serving.public", "a public endpoint needs allowPublicLoadBalancers: true"))
-    if cfg.serving.exposure != "none" and not cfg.addons.load_balancer_controller.enabled:
-        what = "the ALB Ingress" if cfg.serving.exposure == "ingress" else "the NLB Service"
-        problems.append(("addons.loadBalancerController.enabled",
-                         f"serving.exposure {cfg.serving.exposure} needs the AWS Load Balancer Controller "
-                         f"({what} never gets a load balancer without it); enable it or set "
-                         "serving.exposure: none"))
-    return problems + _pool_problems(cfg, pools)
-
-
-def _pool_problems(cfg: "PlatformConfig", pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
-    """Serving checks that need the node pools or the VPC (workloads/sentiment)."""
-    sv, out = cfg.serving, []
-    want = SERVING_DEVICE_ACCELERATOR[sv.device]
-    if sv.pool is not None:
-        named = next((p for p in pools if p.name == sv.pool), None)
-        if named is None:
-            return [("serving.pool", f"no node pool named {sv.pool!r} (pools: {', '.join(p.name for p in pools)})")]
-        if named.accelerator != want:
-            return [("serving.pool", f"pool {sv.pool!r} has accelerator {named.accelerator}; device {sv.device} "
-                     f"needs accelerator {want}")]
-    pool = sv.pool_for(pools)
-    if pool is None:
-        if sv.device == "cpu":
-            out.append(("serving.device", "cpu needs a node pool without an accelerator"))
-        return out  # inf1/gpu without a pool are reported above
-    limit = sv.device_limit(pool)
-    unit = {"inf1": "aws.amazon.com/neuron devices", "gpu": "GPUs"}.get(sv.device)
-    if limit is not None and sv.replicas > limit:
-        out.append(("serving.replicas", f"{sv.replicas} replicas need {sv.replicas} {unit} but pool {pool.name!r} "
-                    f"may launch {limit} (limits)"))
-    if limit is not None and sv.max_replicas is not None and sv.max_replicas > limit:
-        out.append(("serving.maxReplicas", f"{sv.max_replicas} replicas need {sv.max_replicas} {unit} but pool "
-                    f"{pool.name!r} may launch {limit} (limits)"))
-    if sv.keda and sv.max_replicas_for(pool) <= sv.replicas:
-        out.append(("serving.keda", f"KEDA needs room to scale: maxReplicas ({sv.max_replicas_for(pool)}) must be "
-                    f"above replicas ({sv.replicas})"))
-    if (sv.exposure != "none" and sv.load_balancer_cidrs is None and cfg.vpc.byo
-            and "cidr" not in cfg.vpc.model_fields_set):
-        out.append(("serving.loadBalancerCidrs", "with a bring-your-own VPC, set serving.loadBalancerCidrs (or "
-                    "vpc.cidr) to your VPC's CIDRs: the NetworkPolicy admits load-balancer traffic from them"))
-    return out

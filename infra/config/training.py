@@ -1,17 +1,14 @@
 """The training section: ``TrainingConfig`` with its cron, S3/Hugging Face and image checks, and
-``training_problems``, the training checks that need the whole ``PlatformConfig`` and its node pools."""
+``cron_problem``; the checks that need the whole config and its node pools are in ``cross.py``."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import pinned_image, pool_name, positive_cpu, _camel, _Model, cpu_millis, memory_bytes
+from infra.config.base import pinned_image, pool_name, positive_cpu, _camel, _Model, memory_bytes
 from infra.config.node_pools import NodePoolConfig, cpu_pool
-
-if TYPE_CHECKING:
-    from infra.config.platform import PlatformConfig
 
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _CRON_NAMES = {
@@ -260,62 +257,3 @@ class TrainingConfig(_Model):
             gpu = [p for p in pools if p.accelerator == "nvidia"]
             return max(gpu, key=lambda p: p.limits.gpu or 0) if gpu else None
         return cpu_pool(pools)
-
-
-def training_problems(cfg: "PlatformConfig", pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
-    """Training checks that need the node pools (workloads/training)."""
-    from infra.versions import MANIFESTS  # pinned data only (no resource module)
-
-    tr, out = cfg.training, []
-    if not cfg.addons.training_operator.enabled:
-        out.append(("addons.trainingOperator.enabled", "training needs the training operator (PyTorchJob/TFJob); "
-                    "enable it or set training.enabled: false"))
-    pinned = MANIFESTS["training_operator"].tag
-    version = cfg.addons.training_operator.version
-    if version is not None and version != pinned:
-        out.append(("addons.trainingOperator.version", f"{version} is not pinned; the platform installs the "
-                    f"training operator {pinned} (its upstream files are pinned in infra/upstream.py)"))
-    if not cfg.addons.rook_ceph.enabled:
-        out.append(("addons.rookCeph.enabled", "training needs the ceph-filesystem StorageClass (ReadWriteMany) "
-                    "for its datasets and models volumes"))
-    if tr.kind == "TFJob" and not tr.image:
-        out.append(("training.image", "a TFJob needs your TensorFlow image (the sample trainer is PyTorch)"))
-    if tr.kind == "TFJob" and tr.schedule:
-        out.append(("training.schedule", "periodic retraining runs the sample PyTorch trainer; it is not available "
-                    "with kind TFJob (leave schedule out, or use kind PyTorchJob)"))
-    want = "nvidia" if tr.device == "gpu" else "none"
-    if tr.pool is not None:
-        named = next((p for p in pools if p.name == tr.pool), None)
-        if named is None:
-            return out + [("training.pool", f"no node pool named {tr.pool!r} (pools: {', '.join(p.name for p in pools)})")]
-        if named.accelerator != want:
-            return out + [("training.pool", f"pool {tr.pool!r} has accelerator {named.accelerator}; device {tr.device} "
-                           f"needs accelerator {want}")]
-    pool = tr.pool_for(pools)
-    if pool is None:
-        what = "a node pool with accelerator nvidia" if tr.device == "gpu" else "a node pool without an accelerator"
-        return out + [("training.device", f"{tr.device} needs {what}")]
-    plain = cpu_pool(pools)
-    if plain is None:
-        out.append(("nodePools", "training needs a node pool without an accelerator for data prep and TFJob "
-                    "parameter servers"))
-    if tr.device == "gpu":
-        need = tr.gpus_per_worker * tr.gpu_replicas
-        if tr.gpus_per_worker < 1:
-            out.append(("training.gpusPerWorker", "device gpu needs at least 1 GPU per worker"))
-        elif need > (pool.limits.gpu or 0):
-            out.append(("training.gpusPerWorker", f"{tr.gpus_per_worker} GPUs x {tr.gpu_replicas} replicas = {need} "
-                        f"exceeds the GPU limit of pool {pool.name!r} ({pool.limits.gpu or 0})"))
-    # The replicas that share the trainer pool (TFJob parameter servers run on the plain pool).
-    on_pool = tr.workers + 1 if tr.kind == "PyTorchJob" else tr.workers
-    if tr.kind == "TFJob" and plain is not None and plain.name == pool.name:
-        on_pool += tr.parameter_servers
-    cpu_need = cpu_millis(tr.cpu_per_replica) * on_pool
-    if cpu_need > pool.limits.cpu * 1000:
-        out.append(("training.cpu", f"{tr.cpu_per_replica} CPU x {on_pool} replicas = {cpu_need / 1000:g} exceeds the "
-                    f"cpu limit of pool {pool.name!r} ({pool.limits.cpu})"))
-    mem_need = memory_bytes(tr.memory_per_replica) * on_pool
-    if mem_need > memory_bytes(pool.limits.memory):
-        out.append(("training.memory", f"{tr.memory_per_replica} x {on_pool} replicas exceeds the memory limit of "
-                    f"pool {pool.name!r} ({pool.limits.memory})"))
-    return out

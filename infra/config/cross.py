@@ -1,0 +1,177 @@
+"""The checks that span sections of the config: images, serving and training against the node
+pools, the add-ons and the VPC.
+
+They take any object shaped like ``PlatformConfig`` (:class:`StackConfig`), so this module imports
+the section models and never ``infra.config.platform``: ``PlatformConfig``'s validator calls them,
+and the import graph stays acyclic.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from infra.config.addons import AddonsConfig
+from infra.config.base import cpu_millis, memory_bytes
+from infra.config.images import IMAGE_KEYS, ImagesConfig
+from infra.config.network import VpcConfig
+from infra.config.node_pools import NodePoolConfig, cpu_pool
+from infra.config.serving import SERVING_DEVICE_ACCELERATOR, ServingConfig
+from infra.config.training import TrainingConfig
+
+
+class StackConfig(Protocol):
+    """What the cross-section checks read of a ``PlatformConfig``."""
+
+    @property
+    def environment(self) -> str: ...
+    @property
+    def allow_public_load_balancers(self) -> bool: ...
+    @property
+    def addons(self) -> AddonsConfig: ...
+    @property
+    def images(self) -> ImagesConfig: ...
+    @property
+    def serving(self) -> ServingConfig: ...
+    @property
+    def training(self) -> TrainingConfig: ...
+    @property
+    def vpc(self) -> VpcConfig: ...
+
+
+def needed_images(cfg: StackConfig) -> list[str]:
+    """The image keys (``IMAGE_KEYS``) this stack's workloads run, in a stable order."""
+    out = []
+    tr, sv = cfg.training, cfg.serving
+    if tr.enabled:
+        out.append("trainer")  # data prep
+        if tr.kind == "PyTorchJob" and not tr.image and tr.device == "gpu":
+            out.append("trainerGpu")
+    if sv.enabled and not sv.image:
+        out.append("serverNeuron" if sv.device == "inf1" else "server")
+    return out
+
+
+def images_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """With ``images.build: true`` no reference may be given (it would be ignored); with ``false``, every
+    needed image must be."""
+    im = cfg.images
+    if im.build:
+        return [(f"images.{k}", f"{im.ref(k)!r} is set while images.build is true: the stack builds and pins its "
+                 "own images and would ignore it; remove it, or set images.build: false to use prebuilt images")
+                for k in IMAGE_KEYS if im.ref(k) is not None]
+    why = {"trainer": "data prep (and CPU training) runs the CPU trainer image",
+           "trainerGpu": "GPU training runs the GPU trainer image (or set training.image)",
+           "server": f"{cfg.serving.device} serving runs the sentiment server image (or set serving.image)",
+           "serverNeuron": "inf1 serving runs the Neuron sentiment server image (or set serving.image)"}
+    return [(f"images.{k}", f"is required with images.build: false: {why[k]}; set a reference pinned by tag or "
+             "digest, e.g. the release image in infra/versions.py")
+            for k in needed_images(cfg) if im.ref(k) is None]
+
+
+def serving_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+    """Serving checks that need the whole config (node pools, add-ons, VPC); run when serving is enabled."""
+    problems: list[tuple[str, str]] = []
+    want = {"inf1": "inf1", "gpu": "nvidia"}.get(cfg.serving.device)
+    if want and not any(p.accelerator == want for p in pools):
+        problems.append(("serving.device", f"{cfg.serving.device} needs a node pool with accelerator {want}"))
+    if cfg.serving.public and not cfg.allow_public_load_balancers:
+        problems.append(("serving.public", "a public endpoint needs allowPublicLoadBalancers: true"))
+    if cfg.serving.exposure != "none" and not cfg.addons.load_balancer_controller.enabled:
+        what = "the ALB Ingress" if cfg.serving.exposure == "ingress" else "the NLB Service"
+        problems.append(("addons.loadBalancerController.enabled",
+                         f"serving.exposure {cfg.serving.exposure} needs the AWS Load Balancer Controller "
+                         f"({what} never gets a load balancer without it); enable it or set "
+                         "serving.exposure: none"))
+    return problems + serving_pool_problems(cfg, pools)
+
+
+def serving_pool_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+    """Serving checks that need the node pools or the VPC (workloads/sentiment)."""
+    sv, out = cfg.serving, []
+    want = SERVING_DEVICE_ACCELERATOR[sv.device]
+    if sv.pool is not None:
+        named = next((p for p in pools if p.name == sv.pool), None)
+        if named is None:
+            return [("serving.pool", f"no node pool named {sv.pool!r} (pools: {', '.join(p.name for p in pools)})")]
+        if named.accelerator != want:
+            return [("serving.pool", f"pool {sv.pool!r} has accelerator {named.accelerator}; device {sv.device} "
+                     f"needs accelerator {want}")]
+    pool = sv.pool_for(pools)
+    if pool is None:
+        if sv.device == "cpu":
+            out.append(("serving.device", "cpu needs a node pool without an accelerator"))
+        return out  # inf1/gpu without a pool are reported above
+    limit = sv.device_limit(pool)
+    unit = {"inf1": "aws.amazon.com/neuron devices", "gpu": "GPUs"}.get(sv.device)
+    if limit is not None and sv.replicas > limit:
+        out.append(("serving.replicas", f"{sv.replicas} replicas need {sv.replicas} {unit} but pool {pool.name!r} "
+                    f"may launch {limit} (limits)"))
+    if limit is not None and sv.max_replicas is not None and sv.max_replicas > limit:
+        out.append(("serving.maxReplicas", f"{sv.max_replicas} replicas need {sv.max_replicas} {unit} but pool "
+                    f"{pool.name!r} may launch {limit} (limits)"))
+    if sv.keda and sv.max_replicas_for(pool) <= sv.replicas:
+        out.append(("serving.keda", f"KEDA needs room to scale: maxReplicas ({sv.max_replicas_for(pool)}) must be "
+                    f"above replicas ({sv.replicas})"))
+    if (sv.exposure != "none" and sv.load_balancer_cidrs is None and cfg.vpc.byo
+            and "cidr" not in cfg.vpc.model_fields_set):
+        out.append(("serving.loadBalancerCidrs", "with a bring-your-own VPC, set serving.loadBalancerCidrs (or "
+                    "vpc.cidr) to your VPC's CIDRs: the NetworkPolicy admits load-balancer traffic from them"))
+    return out
+
+
+def training_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+    """Training checks that need the node pools (workloads/training)."""
+    from infra.versions import MANIFESTS  # pinned data only (no resource module)
+
+    tr, out = cfg.training, []
+    if not cfg.addons.training_operator.enabled:
+        out.append(("addons.trainingOperator.enabled", "training needs the training operator (PyTorchJob/TFJob); "
+                    "enable it or set training.enabled: false"))
+    pinned = MANIFESTS["training_operator"].tag
+    version = cfg.addons.training_operator.version
+    if version is not None and version != pinned:
+        out.append(("addons.trainingOperator.version", f"{version} is not pinned; the platform installs the "
+                    f"training operator {pinned} (its upstream files are pinned in infra/upstream.py)"))
+    if not cfg.addons.rook_ceph.enabled:
+        out.append(("addons.rookCeph.enabled", "training needs the ceph-filesystem StorageClass (ReadWriteMany) "
+                    "for its datasets and models volumes"))
+    if tr.kind == "TFJob" and not tr.image:
+        out.append(("training.image", "a TFJob needs your TensorFlow image (the sample trainer is PyTorch)"))
+    if tr.kind == "TFJob" and tr.schedule:
+        out.append(("training.schedule", "periodic retraining runs the sample PyTorch trainer; it is not available "
+                    "with kind TFJob (leave schedule out, or use kind PyTorchJob)"))
+    want = "nvidia" if tr.device == "gpu" else "none"
+    if tr.pool is not None:
+        named = next((p for p in pools if p.name == tr.pool), None)
+        if named is None:
+            return out + [("training.pool", f"no node pool named {tr.pool!r} (pools: {', '.join(p.name for p in pools)})")]
+        if named.accelerator != want:
+            return out + [("training.pool", f"pool {tr.pool!r} has accelerator {named.accelerator}; device {tr.device} "
+                           f"needs accelerator {want}")]
+    pool = tr.pool_for(pools)
+    if pool is None:
+        what = "a node pool with accelerator nvidia" if tr.device == "gpu" else "a node pool without an accelerator"
+        return out + [("training.device", f"{tr.device} needs {what}")]
+    plain = cpu_pool(pools)
+    if plain is None:
+        out.append(("nodePools", "training needs a node pool without an accelerator for data prep and TFJob "
+                    "parameter servers"))
+    if tr.device == "gpu":
+        need = tr.gpus_per_worker * tr.gpu_replicas
+        if tr.gpus_per_worker < 1:
+            out.append(("training.gpusPerWorker", "device gpu needs at least 1 GPU per worker"))
+        elif need > (pool.limits.gpu or 0):
+            out.append(("training.gpusPerWorker", f"{tr.gpus_per_worker} GPUs x {tr.gpu_replicas} replicas = {need} "
+                        f"exceeds the GPU limit of pool {pool.name!r} ({pool.limits.gpu or 0})"))
+    # The replicas that share the trainer pool (TFJob parameter servers run on the plain pool).
+    on_pool = tr.workers + 1 if tr.kind == "PyTorchJob" else tr.workers
+    if tr.kind == "TFJob" and plain is not None and plain.name == pool.name:
+        on_pool += tr.parameter_servers
+    cpu_need = cpu_millis(tr.cpu_per_replica) * on_pool
+    if cpu_need > pool.limits.cpu * 1000:
+        out.append(("training.cpu", f"{tr.cpu_per_replica} CPU x {on_pool} replicas = {cpu_need / 1000:g} exceeds the "
+                    f"cpu limit of pool {pool.name!r} ({pool.limits.cpu})"))
+    mem_need = memory_bytes(tr.memory_per_replica) * on_pool
+    if mem_need > memory_bytes(pool.limits.memory):
+        out.append(("training.memory", f"{tr.memory_per_replica} x {on_pool} replicas exceeds the memory limit of "
+                    f"pool {pool.name!r} ({pool.limits.memory})"))
+    return out
