@@ -63,92 +63,16 @@ class EksCluster(pulumi.ComponentResource):
         super().__init__("eks-ml-platform:cluster:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, protect=cfg.protect)
         cluster_name = cfg.cluster_name
-        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
-
-        key = aws.kms.Key(
-            f"{name}-secrets-key", description=f"EKS secrets envelope encryption for {cluster_name}",
-            enable_key_rotation=True, deletion_window_in_days=30 if cfg.environment == "prod" else 7, opts=child,
-        )
-        aws.kms.Alias(f"{name}-secrets-key", name=f"alias/{cluster_name}-eks-secrets", target_key_id=key.key_id, opts=child)
-
-        ep = cfg.cluster.endpoint
-        self.eks = eks.Cluster(
-            f"{name}-eks",
-            name=cluster_name,
-            version=cfg.cluster.version,
-            vpc_id=vpc_id,
-            private_subnet_ids=private_subnet_ids,
-            public_subnet_ids=public_subnet_ids,
-            endpoint_private_access=ep.private_access,
-            endpoint_public_access=ep.public_access,
-            public_access_cidrs=list(ep.public_access_cidrs) if ep.public_access else None,
-            authentication_mode=eks.AuthenticationMode.API,
-            encryption_config_key_arn=key.arn,
-            create_oidc_provider=True,
-            enabled_cluster_log_types=list(cfg.cluster.logging),
-            skip_default_node_group=True,
-            node_associate_public_ip_address=False,
-            bootstrap_self_managed_addons=False,
-            use_default_vpc_cni=True,  # pulumi-eks does not manage the CNI; the vpc-cni Addon below does
-            coredns_addon_options={"enabled": False},
-            kube_proxy_addon_options={"enabled": False},
-            deletion_protection=cfg.deletion_protection,
-            tags={"Name": cluster_name},
-            opts=child,
-        )
+        self._partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
+        key = self._secrets_key(name, cfg, child)
+        self.eks = self._control_plane(name, cfg, key, vpc_id, private_subnet_ids, public_subnet_ids, child)
         kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+        self._access_entries(name, cfg, child)
 
-        # ---- access entries for the admins
-        for i, admin in enumerate(cfg.cluster.admins):
-            entry = aws.eks.AccessEntry(
-                f"{name}-admin-{i}", cluster_name=cluster_name, principal_arn=admin.principal_arn, type="STANDARD",
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.eks])),
-            )
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{i}", cluster_name=cluster_name, principal_arn=admin.principal_arn,
-                policy_arn=partition.apply(lambda p, pol=ACCESS_POLICIES[admin.policy]: f"arn:{p}:eks::aws:cluster-access-policy/{pol}"),
-                access_scope={"type": "cluster"},
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[entry])),
-            )
-
-        # ---- addons that nodes need to become Ready
+        # ---- addons that nodes need to become Ready, the system node group, then the other addons
         pre_addons = [self._addon(name, n, cluster_name, child, [self.eks]) for n in ADDONS_BEFORE_NODES]
-
-        # ---- system node group
-        node_role = aws.iam.Role(
-            f"{name}-system-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
-            description=f"EKS system nodes of {cluster_name}", opts=child,
-        )
-        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
-                       "AmazonSSMManagedInstanceCore"):
-            aws.iam.RolePolicyAttachment(
-                f"{name}-system-node-{policy}", role=node_role.name,
-                policy_arn=partition.apply(lambda p, pol=policy: f"arn:{p}:iam::aws:policy/{pol}"), opts=child,
-            )
-        lt = aws.ec2.LaunchTemplate(
-            f"{name}-system-lt",
-            description=f"{cluster_name} system nodes: IMDSv2 only, encrypted gp3 root",
-            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1},
-            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
-                "volume_size": cfg.cluster.system_nodes.disk_size_gib, "volume_type": "gp3", "encrypted": "true",
-                "delete_on_termination": "true"}}],
-            tag_specifications=[{"resource_type": "instance", "tags": {"Name": f"{cluster_name}-system"}},
-                                {"resource_type": "volume", "tags": {"Name": f"{cluster_name}-system"}}],
-            opts=child,
-        )
-        settings = system_node_settings(cfg)
-        self.system_node_group = aws.eks.NodeGroup(
-            f"{name}-system",
-            cluster_name=cluster_name,
-            node_group_name_prefix=f"{cluster_name}-system-",
-            node_role_arn=node_role.arn,
-            subnet_ids=private_subnet_ids,
-            ami_type="AL2023_x86_64_STANDARD",
-            launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
-            **settings,
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                depends_on=[self.eks, *pre_addons], ignore_changes=["scalingConfig.desiredSize"])),
-        )
+        node_role = self._system_node_role(name, cluster_name, child)
+        self.system_node_group = self._system_node_group(name, cfg, node_role, private_subnet_ids, pre_addons, child)
         post_addons = [self._addon(name, n, cluster_name, child, [self.system_node_group]) for n in ADDONS_AFTER_NODES]
 
         self.provider = k8s.Provider(
@@ -172,6 +96,103 @@ class EksCluster(pulumi.ComponentResource):
             "oidc_issuer": self.outputs.oidc_issuer, "node_role_arn": node_role.arn,
             "cluster_security_group_id": self.outputs.cluster_security_group_id, "kubeconfig": kubeconfig,
         })
+
+    def _secrets_key(self, name: str, cfg: PlatformConfig, child: pulumi.ResourceOptions) -> aws.kms.Key:
+        """The KMS key that envelope-encrypts the cluster's Secrets (rotated yearly)."""
+        cluster_name = cfg.cluster_name
+        key = aws.kms.Key(
+            f"{name}-secrets-key", description=f"EKS secrets envelope encryption for {cluster_name}",
+            enable_key_rotation=True, deletion_window_in_days=30 if cfg.environment == "prod" else 7, opts=child,
+        )
+        aws.kms.Alias(f"{name}-secrets-key", name=f"alias/{cluster_name}-eks-secrets", target_key_id=key.key_id, opts=child)
+        return key
+
+    def _control_plane(self, name: str, cfg: PlatformConfig, key: aws.kms.Key, vpc_id: pulumi.Input[str],
+                       private_subnet_ids: pulumi.Input[list[str]], public_subnet_ids: pulumi.Input[list[str]],
+                       child: pulumi.ResourceOptions) -> eks.Cluster:
+        cluster_name, ep = cfg.cluster_name, cfg.cluster.endpoint
+        return eks.Cluster(
+            f"{name}-eks",
+            name=cluster_name,
+            version=cfg.cluster.version,
+            vpc_id=vpc_id,
+            private_subnet_ids=private_subnet_ids,
+            public_subnet_ids=public_subnet_ids,
+            endpoint_private_access=ep.private_access,
+            endpoint_public_access=ep.public_access,
+            public_access_cidrs=list(ep.public_access_cidrs) if ep.public_access else None,
+            authentication_mode=eks.AuthenticationMode.API,
+            encryption_config_key_arn=key.arn,
+            create_oidc_provider=True,
+            enabled_cluster_log_types=list(cfg.cluster.logging),
+            skip_default_node_group=True,
+            node_associate_public_ip_address=False,
+            bootstrap_self_managed_addons=False,
+            use_default_vpc_cni=True,  # pulumi-eks does not manage the CNI; the vpc-cni Addon below does
+            coredns_addon_options={"enabled": False},
+            kube_proxy_addon_options={"enabled": False},
+            deletion_protection=cfg.deletion_protection,
+            tags={"Name": cluster_name},
+            opts=child,
+        )
+
+    def _access_entries(self, name: str, cfg: PlatformConfig, child: pulumi.ResourceOptions) -> None:
+        """An access entry and a cluster-scoped policy association for each admin principal."""
+        cluster_name = cfg.cluster_name
+        for i, admin in enumerate(cfg.cluster.admins):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{i}", cluster_name=cluster_name, principal_arn=admin.principal_arn, type="STANDARD",
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.eks])),
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{i}", cluster_name=cluster_name, principal_arn=admin.principal_arn,
+                policy_arn=self._partition.apply(
+                    lambda p, pol=ACCESS_POLICIES[admin.policy]: f"arn:{p}:eks::aws:cluster-access-policy/{pol}"),
+                access_scope={"type": "cluster"},
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[entry])),
+            )
+
+    def _system_node_role(self, name: str, cluster_name: str, child: pulumi.ResourceOptions) -> aws.iam.Role:
+        node_role = aws.iam.Role(
+            f"{name}-system-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            description=f"EKS system nodes of {cluster_name}", opts=child,
+        )
+        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
+                       "AmazonSSMManagedInstanceCore"):
+            aws.iam.RolePolicyAttachment(
+                f"{name}-system-node-{policy}", role=node_role.name,
+                policy_arn=self._partition.apply(lambda p, pol=policy: f"arn:{p}:iam::aws:policy/{pol}"), opts=child,
+            )
+        return node_role
+
+    def _system_node_group(self, name: str, cfg: PlatformConfig, node_role: aws.iam.Role,
+                           private_subnet_ids: pulumi.Input[list[str]], pre_addons: list[pulumi.Resource],
+                           child: pulumi.ResourceOptions) -> aws.eks.NodeGroup:
+        """The managed on-demand system node group (IMDSv2 only, encrypted gp3 root), tainted CriticalAddonsOnly."""
+        cluster_name = cfg.cluster_name
+        lt = aws.ec2.LaunchTemplate(
+            f"{name}-system-lt",
+            description=f"{cluster_name} system nodes: IMDSv2 only, encrypted gp3 root",
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1},
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "volume_size": cfg.cluster.system_nodes.disk_size_gib, "volume_type": "gp3", "encrypted": "true",
+                "delete_on_termination": "true"}}],
+            tag_specifications=[{"resource_type": "instance", "tags": {"Name": f"{cluster_name}-system"}},
+                                {"resource_type": "volume", "tags": {"Name": f"{cluster_name}-system"}}],
+            opts=child,
+        )
+        return aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=cluster_name,
+            node_group_name_prefix=f"{cluster_name}-system-",
+            node_role_arn=node_role.arn,
+            subnet_ids=private_subnet_ids,
+            ami_type="AL2023_x86_64_STANDARD",
+            launch_template={"id": lt.id, "version": lt.latest_version.apply(str)},
+            **system_node_settings(cfg),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                depends_on=[self.eks, *pre_addons], ignore_changes=["scalingConfig.desiredSize"])),
+        )
 
     def _addon(self, name: str, addon: str, cluster_name: str, child: pulumi.ResourceOptions,
                depends_on: list[pulumi.Resource]) -> aws.eks.Addon:
