@@ -54,7 +54,9 @@ def tiny_model_dir(tmp_path_factory):
 
 def test_neuron_backend_compiles_once_pads_to_fixed_shapes_and_matches_eager(tiny_model_dir, tmp_path,
                                                                              fake_torch_neuron):
-    from workloads.sentiment.model import NeuronPredictor, TorchPredictor, resolve_model_dir
+    from workloads.sentiment.artifacts import resolve_model_dir
+    from workloads.sentiment.model import TorchPredictor
+    from workloads.sentiment.neuron_backend import NeuronPredictor
 
     resolved = resolve_model_dir(str(tiny_model_dir))
     cache = tmp_path / "neuron"
@@ -84,7 +86,8 @@ def test_neuron_backend_compiles_once_pads_to_fixed_shapes_and_matches_eager(tin
 
 
 def test_neuron_model_setting_must_exist(tiny_model_dir, tmp_path, fake_torch_neuron):
-    from workloads.sentiment.model import ModelNotFound, NeuronPredictor, resolve_model_dir
+    from workloads.sentiment.artifacts import ModelNotFound, resolve_model_dir
+    from workloads.sentiment.neuron_backend import NeuronPredictor
 
     with pytest.raises(ModelNotFound):
         NeuronPredictor(resolve_model_dir(str(tiny_model_dir)), neuron_model=str(tmp_path / "absent.pt"))

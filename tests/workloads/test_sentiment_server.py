@@ -4,11 +4,14 @@ Three server processes, all on the model the real trainer produced (fixture
 `trained_model_dir`), started together so that their start-ups overlap:
 - `served`: default settings: the seed's curl, labels, batches, every bad
   input, metrics;
-- `hooked`: tiny queue and the X-Test-Sleep-S hook (a delay inside the batch
-  worker): back-pressure (503 + Retry-After) and the deadline (504);
+- `hooked`: tiny queue, and texts prefixed ``[sleep S]`` make the batch worker
+  sleep first: back-pressure (503 + Retry-After) and the deadline (504);
 - `lifecycle`: MODEL_DIR is the version directory itself, the load waits on a
   gate file: /readyz 503 before the load and 200 after, then SIGTERM during a
   slow in-flight request (it completes, the process exits 0).
+`hooked` and `lifecycle` run the real entrypoint through the test-only launcher
+``sentiment_test_app.py``, which injects the slow predictor and the load gate
+through ``create_app(model_loader=...)``; production code has no test hooks.
 """
 from __future__ import annotations
 
@@ -25,10 +28,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sentiment_test_app import sleep_prefix
 
 from workloads.sentiment.metrics import METRIC_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
+LAUNCHER = Path(__file__).resolve().parent / "sentiment_test_app.py"
+SERVER = ["-m", "workloads.sentiment.server"]
 pytestmark = pytest.mark.slow
 
 
@@ -39,7 +45,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, model_dir: Path, log: Path, **env: str) -> None:
+    def __init__(self, model_dir: Path, log: Path, command=SERVER, **env: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         full_env = dict(os.environ, MODEL_DIR=str(model_dir), PORT=str(self.port), HOST="127.0.0.1",
@@ -47,7 +53,7 @@ class ServerProcess:
                         PYTHONUNBUFFERED="1", **env)
         self.log = log
         self._log = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "workloads.sentiment.server"], cwd=str(REPO),
+        self.proc = subprocess.Popen([sys.executable, *command], cwd=str(REPO),
                                      env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.base, timeout=30)
         self.terminated = False
@@ -117,11 +123,11 @@ def servers(trained_model_dir, tmp_path_factory):
     procs = {
         "served": ServerProcess(trained_model_dir, tmp / "served.log",
                                 MAX_TEXT_CHARS="2000", MAX_TEXTS="16", MAX_BODY_BYTES="65536"),
-        "hooked": ServerProcess(trained_model_dir, tmp / "hooked.log", SENTIMENT_TEST_HOOKS="1", WARMUP="0",
+        "hooked": ServerProcess(trained_model_dir, tmp / "hooked.log", [str(LAUNCHER)], WARMUP="0",
                                 MAX_QUEUE="4", MAX_BATCH_SIZE="4", REQUEST_TIMEOUT_S="3"),
         # MODEL_DIR naming a version directory itself (not the root with `latest`) works too.
-        "lifecycle": ServerProcess(trained_model_dir / version, tmp / "lifecycle.log", SENTIMENT_TEST_HOOKS="1",
-                                   SENTIMENT_TEST_LOAD_GATE=str(tmp / "gate"), SHUTDOWN_DELAY_S="0.8",
+        "lifecycle": ServerProcess(trained_model_dir / version, tmp / "lifecycle.log", [str(LAUNCHER)],
+                                   TEST_LOAD_GATE=str(tmp / "gate"), SHUTDOWN_DELAY_S="0.8",
                                    WARMUP="0", CPU_QUANTIZE="none"),
     }
     procs["lifecycle"].gate = tmp / "gate"
@@ -295,12 +301,12 @@ def test_metrics_are_exposed_and_count(served, trained_model_dir):
     assert ready["status"] == "ready" and ready["version"] == version
 
 
-# --------------------------------------------------------------------------- hooks: back-pressure, deadline
+# --------------------------------------------------------------------------- slowed down: back-pressure, deadline
 def test_back_pressure_sheds_load_with_503_and_retry_after(hooked):
     hooked.wait("/readyz")
     results = []
     blocker = threading.Thread(target=lambda: results.append(
-        hooked.analyze({"text": "blocker"}, headers={"X-Test-Sleep-S": "1.5"})))
+        hooked.analyze({"text": sleep_prefix(1.5) + "blocker"})))
     blocker.start()
     time.sleep(0.3)  # the worker is now asleep inside the blocker's batch
     with ThreadPoolExecutor(12) as pool:
@@ -322,7 +328,7 @@ def test_back_pressure_sheds_load_with_503_and_retry_after(hooked):
 def test_request_deadline_is_504_json(hooked):
     hooked.wait("/readyz")
     t0 = time.monotonic()
-    r = hooked.analyze({"text": "slow"}, headers={"X-Test-Sleep-S": "3.6"})  # REQUEST_TIMEOUT_S=3
+    r = hooked.analyze({"text": sleep_prefix(3.6) + "slow"})  # REQUEST_TIMEOUT_S=3
     assert_json_error(r, 504)
     assert r.json()["detail"]["request_timeout_s"] == 3
     assert time.monotonic() - t0 < 3 + 1.5
@@ -346,7 +352,7 @@ def test_lifecycle_readyz_503_until_loaded_then_sigterm_drains_and_exits_0(serve
 
     out = {}
     slow = threading.Thread(target=lambda: out.update(r=httpx.post(
-        f"{srv.base}/analyze", json={"text": "I love this"}, headers={"X-Test-Sleep-S": "2.0"}, timeout=30)))
+        f"{srv.base}/analyze", json={"text": sleep_prefix(2.0) + "I love this"}, timeout=30)))
     slow.start()
     time.sleep(0.5)
     srv.terminate()  # SIGTERM

@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 
 from workloads.sentiment.config import ENV_DOC, Settings
-from workloads.sentiment.model import ModelNotFound, _plan_groups, resolve_model_dir
-from workloads.sentiment.server import BadRequest, _is_json, parse_payload
+from workloads.sentiment.artifacts import ModelNotFound, resolve_model_dir
+from workloads.sentiment.model import _plan_groups
+from workloads.sentiment.payload import BadRequest, is_json, parse_payload
 
 REPO = Path(__file__).resolve().parents[2]
 PKG = REPO / "workloads" / "sentiment"
 #: What runs in the server image (component.py beside them is the Pulumi side and is not shipped).
-APP_MODULES = ["__init__.py", "server.py", "model.py", "batcher.py", "config.py", "metrics.py", "neuron_compile.py"]
+APP_MODULES = ["__init__.py", "server.py", "app.py", "payload.py", "lifecycle.py", "batcher.py", "config.py",
+               "metrics.py", "model.py", "predictor.py", "artifacts.py", "neuron_backend.py", "neuron_compile.py"]
 
 
 def test_settings_defaults_and_validation():
@@ -85,10 +87,10 @@ def test_parse_payload():
 
 
 def test_content_types():
-    assert _is_json("application/json") and _is_json("application/json; charset=utf-8")
-    assert _is_json("Application/JSON") and _is_json("application/vnd.api+json")
-    assert not _is_json(None) and not _is_json("") and not _is_json("text/plain")
-    assert not _is_json("application/x-www-form-urlencoded")
+    assert is_json("application/json") and is_json("application/json; charset=utf-8")
+    assert is_json("Application/JSON") and is_json("application/vnd.api+json")
+    assert not is_json(None) and not is_json("") and not is_json("text/plain")
+    assert not is_json("application/x-www-form-urlencoded")
 
 
 def test_plan_groups_sorts_and_keeps_every_index_once():

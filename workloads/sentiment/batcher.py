@@ -47,14 +47,13 @@ class BatcherClosed(Exception):
 
 
 class _Entry:
-    __slots__ = ("items", "future", "enqueued", "deadline", "hold_s")
+    __slots__ = ("items", "future", "enqueued", "deadline")
 
-    def __init__(self, items: Sequence, deadline: Optional[float], hold_s: float) -> None:
+    def __init__(self, items: Sequence, deadline: Optional[float]) -> None:
         self.items = list(items)
         self.future: concurrent.futures.Future = concurrent.futures.Future()
         self.enqueued = time.monotonic()
         self.deadline = deadline
-        self.hold_s = hold_s
 
 
 class MicroBatcher:
@@ -97,20 +96,18 @@ class MicroBatcher:
     def depth(self) -> int:
         return self._depth
 
-    def submit(self, items: Sequence, *, timeout_s: Optional[float] = None, hold_s: float = 0.0) -> concurrent.futures.Future:
+    def submit(self, items: Sequence, *, timeout_s: Optional[float] = None) -> concurrent.futures.Future:
         """Queue ``items``; the future resolves to their results (a list, same order).
 
         Raises ``QueueFull`` or ``BatcherClosed`` at once instead of queueing.
         ``timeout_s`` drops the request if it is still queued after that long.
-        ``hold_s`` (tests only) makes the worker sleep that long before running
-        the batch that contains this request.
         """
         if not items:
             f: concurrent.futures.Future = concurrent.futures.Future()
             f.set_result([])
             return f
         deadline = time.monotonic() + timeout_s if timeout_s is not None else None
-        entry = _Entry(items, deadline, hold_s)
+        entry = _Entry(items, deadline)
         with self._cond:
             if self._closing:
                 raise BatcherClosed("shutting down")
@@ -124,10 +121,10 @@ class MicroBatcher:
             self._on_depth(depth)
         return entry.future
 
-    async def submit_async(self, items: Sequence, *, timeout_s: Optional[float] = None, hold_s: float = 0.0) -> List:
+    async def submit_async(self, items: Sequence, *, timeout_s: Optional[float] = None) -> List:
         """``submit`` for asyncio callers; on timeout raises ``asyncio.TimeoutError``
         and the request is dropped if the worker has not started it yet."""
-        fut = asyncio.wrap_future(self.submit(items, timeout_s=timeout_s, hold_s=hold_s))
+        fut = asyncio.wrap_future(self.submit(items, timeout_s=timeout_s))
         if timeout_s is None:
             return await fut
         return await asyncio.wait_for(fut, timeout_s)
@@ -201,23 +198,8 @@ class MicroBatcher:
             taken = self._take()
             if taken is None:
                 return
-            hold = max(e.hold_s for e in taken)
-            if hold > 0:
-                time.sleep(hold)
-            items = [it for e in taken for it in e.items]
             try:
-                results: List = []
-                for i in range(0, len(items), self.max_batch_size):
-                    chunk = items[i:i + self.max_batch_size]
-                    t0 = time.perf_counter()
-                    out = self._fn(chunk)
-                    dt = time.perf_counter() - t0
-                    if len(out) != len(chunk):
-                        raise RuntimeError(f"batch function returned {len(out)} results for {len(chunk)} items")
-                    results.extend(out)
-                    self._busy_s_per_item = 0.8 * self._busy_s_per_item + 0.2 * (dt / len(chunk))
-                    if self._on_batch is not None:
-                        self._on_batch(len(chunk), dt)
+                results = self._call([it for e in taken for it in e.items])
             except BaseException as exc:  # noqa: BLE001 - handed to every caller, the worker lives on
                 for e in taken:
                     e.future.set_exception(exc)
@@ -227,3 +209,19 @@ class MicroBatcher:
                 k = len(e.items)
                 e.future.set_result(results[pos:pos + k])
                 pos += k
+
+    def _call(self, items: List) -> List:
+        """``fn`` over ``items`` in chunks of at most ``max_batch_size``, observed and checked."""
+        results: List = []
+        for i in range(0, len(items), self.max_batch_size):
+            chunk = items[i:i + self.max_batch_size]
+            t0 = time.perf_counter()
+            out = self._fn(chunk)
+            dt = time.perf_counter() - t0
+            if len(out) != len(chunk):
+                raise RuntimeError(f"batch function returned {len(out)} results for {len(chunk)} items")
+            results.extend(out)
+            self._busy_s_per_item = 0.8 * self._busy_s_per_item + 0.2 * (dt / len(chunk))
+            if self._on_batch is not None:
+                self._on_batch(len(chunk), dt)
+        return results

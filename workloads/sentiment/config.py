@@ -53,10 +53,6 @@ ENV_DOC = {
     "LOG_LEVEL": ("info", "uvicorn log level."),
     "ACCESS_LOG": ("0", "Log every request (uvicorn access log). Off by default: it costs throughput; "
                    "/metrics has the counts and latencies."),
-    "SENTIMENT_TEST_HOOKS": ("0", "Tests only: honour the X-Test-Sleep-S request header (a delay inside the "
-                             "batch worker). Never set in production."),
-    "SENTIMENT_TEST_LOAD_GATE": ("", "Tests only: a file path; the model load waits until that file exists "
-                                 "(to observe /readyz=503 deterministically)."),
 }
 
 
@@ -131,8 +127,6 @@ class Settings:
     warmup: bool
     log_level: str
     access_log: bool
-    test_hooks: bool
-    test_load_gate: str
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -162,8 +156,6 @@ class Settings:
             warmup=_bool(env, "WARMUP"),
             log_level=_get(env, "LOG_LEVEL").lower(),
             access_log=_bool(env, "ACCESS_LOG"),
-            test_hooks=_bool(env, "SENTIMENT_TEST_HOOKS"),
-            test_load_gate=_get(env, "SENTIMENT_TEST_LOAD_GATE"),
         )
         return s
 

@@ -12,7 +12,7 @@ token_type_ids) and writes:
 - ``model.neuron.pt``: the compiled TorchScript module;
 - ``neuron.json`` beside it: the shapes and the model version it was built from.
 
-At serving time (BACKEND=neuron) ``model.NeuronPredictor`` pads every batch to
+At serving time (BACKEND=neuron) ``neuron_backend.NeuronPredictor`` pads every batch to
 those shapes: texts are truncated/padded to ``seq_len`` tokens and a short batch
 is filled with padding rows. If no compiled model for the current version is
 found, the server runs this compile itself into NEURON_CACHE_DIR (/tmp by
@@ -37,10 +37,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-log = logging.getLogger("sentiment.neuron_compile")
+from workloads.sentiment.artifacts import NEURON_META_FILE, NEURON_MODEL_FILE, resolve_model_dir
 
-NEURON_MODEL_FILE = "model.neuron.pt"
-NEURON_META_FILE = "neuron.json"
+log = logging.getLogger("sentiment.neuron_compile")
 
 
 def compile_model(model_path: Path, out: Path, *, batch_size: int = 8, seq_len: int = 128,
@@ -84,8 +83,6 @@ def compile_model(model_path: Path, out: Path, *, batch_size: int = 8, seq_len: 
 
 
 def main(argv: Optional[list] = None) -> int:
-    from workloads.sentiment.model import resolve_model_dir
-
     ap = argparse.ArgumentParser(description="Compile the sentiment model for inf1 (torch-neuron).")
     ap.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "/models"),
                     help="trainer --model-dir root (uses `latest`) or a saved-model directory")

@@ -1,0 +1,172 @@
+"""The HTTP side of the sentiment server: routes, request handling, JSON responses, request metrics.
+
+``create_app(settings, model_loader=...)`` returns the ASGI application (Starlette
+inside a small ASGI wrapper that counts every response). The endpoints and the
+error contract are in the module docstring of ``server.py``. What the app
+serves with comes from its lifecycle (``lifecycle.AppState``): the model is
+loaded by the injected ``model_loader`` (production: ``lifecycle.load_model``),
+which is the seam tests use to serve a fake or slowed-down predictor.
+
+Starlette and the metrics are imported when the app is created, not at import:
+with WORKERS > 1 the metrics module must see PROMETHEUS_MULTIPROC_DIR first.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from typing import Any, Optional
+
+from workloads.sentiment.config import Settings
+from workloads.sentiment.lifecycle import AppState, ModelLoader
+from workloads.sentiment.payload import BadRequest, read_texts
+
+log = logging.getLogger("sentiment.server")
+
+
+# --------------------------------------------------------------------------- responses
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def json_response(status: int, obj: Any, headers: Optional[dict] = None):
+    from starlette.responses import Response
+
+    return Response(_dumps(obj), status_code=status, media_type="application/json", headers=headers)
+
+
+def error(status: int, message: str, detail: Any = None, headers: Optional[dict] = None):
+    """The one error shape of every non-2xx answer: ``{"error": message, "detail": detail}``."""
+    return json_response(status, {"error": message, "detail": detail}, headers)
+
+
+def _retry_after(seconds: float) -> dict:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+# --------------------------------------------------------------------------- handlers
+class _Handlers:
+    """The route handlers, over the shared ``AppState``."""
+
+    def __init__(self, state: AppState) -> None:
+        from workloads.sentiment import metrics
+
+        self.state = state
+        self.settings = state.settings
+        self.metrics = metrics
+
+    async def healthz(self, request):
+        return json_response(200, {"status": "ok"})
+
+    async def readyz(self, request):
+        state = self.state
+        if state.draining:
+            return json_response(503, {"status": "draining"}, _retry_after(5))
+        if not state.ready:
+            return json_response(503, {"status": "loading", "error": state.load_error}, _retry_after(2))
+        return json_response(200, {"status": "ready", "version": state.predictor.version,
+                                   "backend": state.predictor.backend})
+
+    async def metrics_endpoint(self, request):
+        from starlette.responses import Response
+
+        body, ctype = self.metrics.render()
+        return Response(body, media_type=ctype.split(";")[0], headers={"Content-Type": ctype})
+
+    async def analyze(self, request):
+        from starlette.requests import ClientDisconnect
+
+        try:
+            texts, _single = await read_texts(request, self.settings)
+        except BadRequest as exc:
+            return error(exc.status, exc.message, exc.detail)
+        except ClientDisconnect:
+            return error(400, "client disconnected before sending the whole body")
+        batcher = self.state.batcher
+        if not self.state.ready or batcher is None:
+            self.metrics.rejected_total.labels("not_ready").inc()
+            return error(503, "model not loaded yet", {"error": self.state.load_error}, _retry_after(2))
+        return await self._predict(batcher, texts)
+
+    async def _predict(self, batcher, texts):
+        """The batcher's answer as JSON, or the shedding answer: 503 queue full / draining, 504 deadline."""
+        from starlette.responses import Response
+
+        from workloads.sentiment.batcher import BatcherClosed, QueueFull
+
+        rejected = self.metrics.rejected_total
+        timeout_s = self.settings.request_timeout_s
+        try:
+            results = await batcher.submit_async(texts, timeout_s=timeout_s)
+        except QueueFull as exc:
+            rejected.labels("queue_full").inc()
+            return error(503, "server busy: queue full", {"queued_texts": exc.depth}, _retry_after(exc.retry_after_s))
+        except BatcherClosed:
+            rejected.labels("draining").inc()
+            return error(503, "server shutting down", None, _retry_after(1))
+        except asyncio.TimeoutError:
+            rejected.labels("timeout").inc()
+            return error(504, "request deadline exceeded", {"request_timeout_s": timeout_s})
+        return Response(_dumps(results), media_type="application/json")
+
+    async def http_error(self, request, exc):
+        return error(exc.status_code, str(exc.detail), {"path": request.url.path, "method": request.method},
+                     headers=dict(exc.headers or {}))
+
+    async def server_error(self, request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return error(500, "internal error", type(exc).__name__)
+
+
+def _with_request_metrics(inner, metrics):
+    """An ASGI wrapper recording request count and latency by endpoint and status, for every response."""
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return await inner(scope, receive, send)
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await inner(scope, receive, send_wrapper)
+        finally:
+            endpoint = metrics.endpoint_label(scope.get("path", ""))
+            code = str(status[0])
+            metrics.requests_total.labels(endpoint, scope.get("method", ""), code).inc()
+            metrics.request_duration.labels(endpoint, code).observe(time.perf_counter() - t0)
+
+    return app
+
+
+def create_app(settings: Optional[Settings] = None, *, model_loader: Optional[ModelLoader] = None):
+    """The ASGI application; ``app.state`` is its ``AppState``.
+
+    ``model_loader(settings) -> (predictor, load_seconds)`` loads the model on the
+    loader thread (default: the real model, ``lifecycle.load_model``).
+    """
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.routing import Route
+
+    state = AppState(settings or Settings.from_env(), model_loader)
+    h = _Handlers(state)
+    starlette_app = Starlette(
+        routes=[
+            Route("/analyze", h.analyze, methods=["POST"]),
+            Route("/healthz", h.healthz, methods=["GET"]),
+            Route("/readyz", h.readyz, methods=["GET"]),
+            Route("/metrics", h.metrics_endpoint, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: h.http_error, Exception: h.server_error},
+        lifespan=state.lifespan,
+    )
+    app = _with_request_metrics(starlette_app, h.metrics)
+    app.state = state  # type: ignore[attr-defined]
+    return app
