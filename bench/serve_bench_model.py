@@ -69,7 +69,8 @@ def measure_variants(model_dir: str, rows: List[Dict], duration: float, batch_si
     """
     import torch
 
-    from workloads.sentiment.model import TorchPredictor, resolve_model_dir
+    from workloads.sentiment.artifacts import resolve_model_dir
+    from workloads.sentiment.model import TorchPredictor
 
     resolved = resolve_model_dir(model_dir)
     texts = [r["text"] for r in rows]

@@ -31,10 +31,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.karpenter import (
-    ACCELERATOR_LABEL, GPU_TAINT, NEURON, NEURON_TAINT, NVIDIA, pool_kind, service_monitor, std_labels,
+    ACCELERATOR_LABEL,
+    GPU_TAINT,
+    NEURON,
+    NEURON_TAINT,
+    NVIDIA,
+    pool_kind,
+    service_monitor,
 )
-from infra.conventions import system_placement
 from infra.config import PlatformConfig
+from infra.conventions import std_labels, system_placement
 from infra.versions import CHARTS, IMAGES, NEURON_KUBE_SCHEDULER, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)

@@ -2,7 +2,7 @@
 
 Pure data (no Pulumi): ``components/monitoring.py`` creates the PrometheusRule from
 ``platform_rules(cfg)``, and the tests check every expression's metric names against the lists
-each exporter's config keeps (``tests/unit/test_dashboards.py``).
+each exporter's config keeps (``tests/components/test_dashboards.py``).
 
 Label conventions the expressions rely on:
 - DCGM exporter: ``Hostname`` (the node) on every ``DCGM_FI_*`` series;

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import IMAGE_KEYS, PlatformConfig, needed_images
+from infra.config import PlatformConfig, needed_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = "."  # the build context, relative to the Pulumi project directory (the repository root)

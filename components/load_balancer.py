@@ -49,8 +49,14 @@ import pulumi_kubernetes as k8s
 
 from infra import upstream
 from infra.config import PlatformConfig
-from infra.conventions import (SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, TAG_LBC_CLUSTER, TAG_PROJECT_CLUSTER,
-                               pod_identity_trust)
+from infra.conventions import (
+    SYSTEM_NODE_SELECTOR,
+    SYSTEM_TOLERATION,
+    TAG_LBC_CLUSTER,
+    TAG_PROJECT_CLUSTER,
+    pod_identity_trust,
+    std_labels,
+)
 from infra.versions import CHARTS, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
@@ -76,11 +82,6 @@ TRACKING_TAG_KEYS = frozenset({
     "service.k8s.aws/stack", "service.k8s.aws/resource", "gateway.k8s.aws.nlb/resource",
     "gateway.k8s.aws.alb/resource", "gateway.k8s.aws.nlb/stack", "gateway.k8s.aws.alb/stack",
 })
-
-
-def std_labels(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "eks-ml-platform",
-            "app.kubernetes.io/managed-by": "pulumi"}
 
 
 def dumps(doc: Any) -> str:

@@ -15,9 +15,10 @@ What this component creates (``Monitoring``):
   scheduler, controller-manager and kube-proxy scrapes (and their rules) are off;
 - Grafana dashboards: the JSON files in ``dashboards/``, one ConfigMap each, labelled
   ``grafana_dashboard: "1"`` for the Grafana sidecar (folder "ML Platform");
-- ServiceMonitors/PodMonitors for Ceph (the mgr prometheus module and ceph-exporter), the Kubeflow
-  training operator, the sentiment server and the trainer. Karpenter, DCGM and neuron-monitor
-  bring their own (components/karpenter.py, components/accelerators.py), created after ``release``;
+- ServiceMonitors for Ceph (the mgr prometheus module and ceph-exporter) and the Kubeflow training
+  operator. Karpenter, DCGM, neuron-monitor, the sentiment server and the trainer bring their own
+  (components/karpenter.py, components/accelerators.py, workloads/*/component.py), created after
+  ``release``;
 - the PrometheusRule ``eks-ml-platform-alerts`` (``components/alerts.py``).
 
 Every custom resource depends on the release that installs its CRD (pulumi-kubernetes #1712).
@@ -34,17 +35,27 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import alerts
-from components.storage import EXPORTER_METRICS, MGR_METRICS, NAMESPACE as CEPH_NAMESPACE
-from infra.conventions import (BLOCK_STORAGE_CLASS, WORKLOADS_NAMESPACE, SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, required_node_affinity,
-                               system_placement)
+from components.scrape import API_VERSION as SCRAPE_API_VERSION
+from components.scrape import MONITORING_NAMESPACE, service_monitor
+from components.storage import EXPORTER_METRICS, MGR_METRICS
+from components.storage import NAMESPACE as CEPH_NAMESPACE
 from infra.config import PROJECT, PlatformConfig
+from infra.conventions import (
+    BLOCK_STORAGE_CLASS,
+    SYSTEM_NODE_SELECTOR,
+    SYSTEM_TOLERATION,
+    required_node_affinity,
+    std_labels,
+    system_placement,
+)
 from infra.versions import CHARTS, chart_version
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
     from components.storage import RookCeph
     from infra.context import PlatformContext
 
-NAMESPACE = "monitoring"
+NAMESPACE = MONITORING_NAMESPACE
+RELEASE_SUFFIX = "-release"  # the Helm release's Pulumi name: ``<component>-release``
 RELEASE_NAME = "kube-prometheus-stack"  # the chart's fullname: Services kube-prometheus-stack-prometheus, -grafana
 PROMETHEUS_URL = f"http://{RELEASE_NAME}-prometheus.{NAMESPACE}.svc:9090"
 GRAFANA_SECRET = "grafana-admin"
@@ -57,15 +68,9 @@ DASHBOARD_FOLDER = "ML Platform"
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboards"
 TRAINING_OPERATOR_NAMESPACE = "kubeflow"
 
-# Scrape targets of the platform's own apps (the services/pods the workload components create).
+# The training operator's metrics Service (the workloads' scrape targets are in workloads/*/manifests.py).
 TRAINING_OPERATOR_TARGET = {"namespace": TRAINING_OPERATOR_NAMESPACE, "labels": {"app": "training-operator"},
                             "port": "monitoring-port"}  # kubeflow/trainer v1.9.4 manifests/base/service.yaml (8080)
-SERVING_TARGET = {"namespace": WORKLOADS_NAMESPACE, "labels": {"app.kubernetes.io/name": "sentiment"}, "port": "http"}
-# Only rank 0 serves the trainer's metrics: the operator labels that pod (PyTorchJob Master, TFJob chief)
-# training.kubeflow.org/job-role=master (kubeflow/trainer v1.9.4 pkg/controller.v1/common/pod.go).
-TRAINER_TARGET = {"namespace": WORKLOADS_NAMESPACE,
-                  "labels": {"app.kubernetes.io/name": "sentiment-trainer", "training.kubeflow.org/job-role": "master"},
-                  "port": "metrics"}
 
 # Metric names of the exporters this chart configures, for dashboards and alerts (the test checks
 # every PromQL name against these and the lists next to the other exporters' configs).
@@ -90,11 +95,6 @@ POD_LABELS_ALLOWLIST = ("app.kubernetes.io/name", "training.kubeflow.org/job-nam
 
 
 # ------------------------------------------------------------------------------------- helpers
-def std_labels(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "eks-ml-platform",
-            "app.kubernetes.io/managed-by": "pulumi"}
-
-
 def _res(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
 
@@ -208,25 +208,8 @@ def dashboard_config_map(file_name: str, text: str) -> dict[str, Any]:
             "data": {file_name: text}}
 
 
-def service_monitor(name: str, *, namespace: str, labels: dict[str, str], port: str, interval: str = "30s",
-                    honor_labels: bool = False) -> dict[str, Any]:
-    """A ServiceMonitor that lives in ``monitoring`` and selects Services of ``namespace``."""
-    endpoint: dict[str, Any] = {"port": port, "path": "/metrics", "interval": interval}
-    if honor_labels:
-        endpoint["honorLabels"] = True
-    return {"metadata": {"name": name, "namespace": NAMESPACE, "labels": std_labels(name)},
-            "spec": {"namespaceSelector": {"matchNames": [namespace]}, "selector": {"matchLabels": dict(labels)},
-                     "endpoints": [endpoint]}}
-
-
-def pod_monitor(name: str, *, namespace: str, labels: dict[str, str], port: str, interval: str = "30s") -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": NAMESPACE, "labels": std_labels(name)},
-            "spec": {"namespaceSelector": {"matchNames": [namespace]}, "selector": {"matchLabels": dict(labels)},
-                     "podMetricsEndpoints": [{"port": port, "path": "/metrics", "interval": interval}]}}
-
-
 def scrape_monitors(cfg: PlatformConfig, *, storage: bool) -> list[tuple[str, dict[str, Any]]]:
-    """``[(kind, document)]``: the ServiceMonitors and PodMonitors this component owns."""
+    """``[(kind, document)]``: the ServiceMonitors this component owns (the workloads create their own)."""
     out: list[tuple[str, dict[str, Any]]] = []
     if storage:
         # as rook's deploy/examples/monitoring/service-monitor.yaml and exporter-service-monitor.yaml
@@ -240,17 +223,29 @@ def scrape_monitors(cfg: PlatformConfig, *, storage: bool) -> list[tuple[str, di
         t = TRAINING_OPERATOR_TARGET
         out.append(("ServiceMonitor", service_monitor("training-operator", namespace=t["namespace"], labels=t["labels"],
                                                       port=t["port"])))
-    if cfg.serving.enabled:
-        t = SERVING_TARGET
-        # honorLabels: the server's own `endpoint` label (the HTTP path) must win over the target's
-        # `endpoint` (the port name); alerts and the dashboard filter on endpoint="/analyze".
-        out.append(("ServiceMonitor", service_monitor("sentiment", namespace=t["namespace"], labels=t["labels"],
-                                                      port=t["port"], interval="15s", honor_labels=True)))
-    if cfg.training.enabled:
-        t = TRAINER_TARGET
-        out.append(("PodMonitor", pod_monitor("sentiment-trainer", namespace=t["namespace"], labels=t["labels"],
-                                              port=t["port"], interval="15s")))
     return out
+
+
+def scrape_resource_name(component_name: str, doc: dict[str, Any]) -> str:
+    """The Pulumi name of a scrape object this component creates: ``<component>-<object name>``."""
+    return f"{component_name}-{doc['metadata']['name']}"
+
+
+def former_scrape_urn(release_urn: str, kind: str, doc: dict[str, Any]) -> str:
+    """The URN a scrape object had when this component created it, from the URN of this component's ``release``.
+
+    The workloads' ServiceMonitor ``sentiment`` and PodMonitor ``sentiment-trainer`` were children of this
+    component (``<component>-<object name>``, beside ``<component>-release``); now the workload
+    components create them and alias this URN, so ``pulumi up`` moves them in the state instead of
+    deleting and recreating them.
+    """
+    prefix, qualified_type, release_name = release_urn.rsplit("::", 2)
+    if not release_name.endswith(RELEASE_SUFFIX) or "$" not in qualified_type:
+        raise ValueError(f"{release_urn!r} is not the URN of a Monitoring component's release")
+    parent_chain = qualified_type.rsplit("$", 1)[0]  # ...$eks-ml-platform:monitoring:Monitoring
+    component_name = release_name.removesuffix(RELEASE_SUFFIX)
+    return (f"{prefix}::{parent_chain}$kubernetes:{SCRAPE_API_VERSION}:{kind}::"
+            f"{scrape_resource_name(component_name, doc)}")
 
 
 def grafana_secret_doc(password: Any) -> dict[str, Any]:
@@ -321,7 +316,7 @@ class Monitoring(pulumi.ComponentResource):
         storage_deps = list(storage.storage_classes) if storage is not None else []
         version = chart_version("monitoring", cfg.addons.monitoring.version)
         self.release = k8s.helm.v3.Release(
-            f"{name}-release", name=RELEASE_NAME, chart=CHARTS["monitoring"].chart, version=version,
+            f"{name}{RELEASE_SUFFIX}", name=RELEASE_NAME, chart=CHARTS["monitoring"].chart, version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHARTS["monitoring"].repo),
             namespace=NAMESPACE, create_namespace=False, skip_await=False, atomic=True, cleanup_on_fail=True,
             timeout=900, values=monitoring_values(cfg, storage_class=storage_class),
@@ -340,7 +335,7 @@ class Monitoring(pulumi.ComponentResource):
         self.monitors: list[k8s.apiextensions.CustomResource] = []
         for kind, doc in scrape_monitors(cfg, storage=storage is not None):
             self.monitors.append(k8s.apiextensions.CustomResource(
-                f"{name}-{doc['metadata']['name']}", api_version="monitoring.coreos.com/v1", kind=kind,
+                scrape_resource_name(name, doc), api_version=SCRAPE_API_VERSION, kind=kind,
                 metadata=doc["metadata"], spec=doc["spec"], opts=child(self.release)))
         self.rules = k8s.apiextensions.CustomResource(
             f"{name}-alerts", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",

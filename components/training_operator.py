@@ -32,9 +32,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import upstream
-from infra.conventions import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, checkov_annotations
-from infra.jsonpatch import apply_patch
 from infra.config import PlatformConfig
+from infra.conventions import (
+    SYSTEM_NODE_SELECTOR,
+    SYSTEM_TOLERATION,
+    checkov_annotations,
+)
+from infra.jsonpatch import apply_patch
 from infra.versions import IMAGES, MANIFESTS
 
 NAME = "training-operator"

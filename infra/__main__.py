@@ -10,61 +10,30 @@
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-from pathlib import Path
+from typing import Callable
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cmd_render(argv: list[str]) -> int:
-    from infra.config import ConfigError
-    from infra.render import render
-    from infra.upstream import UpstreamError
-    from infra.upstream_cli import add_upstream_arg, parse_args
-
-    ap = argparse.ArgumentParser(prog="python -m infra render", description="offline preview of a stack")
-    ap.add_argument("--stack", default="dev")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: build/<stack>)")
-    ap.add_argument("--project-dir", type=Path, default=REPO, help="folder holding Pulumi.yaml and Pulumi.<stack>.yaml")
-    add_upstream_arg(ap)
-    args = parse_args(ap, argv)
-    out = args.out or REPO / "build" / args.stack
-    try:
-        result = render(args.stack, out, project_dir=args.project_dir)
-    except ConfigError as exc:
-        print("invalid stack configuration:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
-        return 2
-    except UpstreamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(result.summary, end="")
-    print(f"\nwrote {out / 'preview.json'} and {len(result.manifests)} manifests under {out / 'manifests'} "
-          f"(program ran in {result.seconds:.1f}s)")
-    return 0
+# Each command's module, imported only when it runs (so ``--help`` stays fast). Every one is part of
+# this repository: an ImportError is a bug and propagates, it is never reported as a skipped command.
+COMMAND_MODULES = {
+    "render": "infra.preview.cli",
+    "check": "infra.check.cli",
+    "cost": "infra.cost.cli",
+    "teardown": "infra.teardown.cli",
+    "prdiff": "infra.prdiff",
+    "config-docs": "infra.config_docs",
+    "upstream": "infra.upstream_cli",
+}
 
 
-def _delegate(module: str) -> "callable":
+def _delegate(module: str) -> Callable[[list[str]], int]:
     def run(argv: list[str]) -> int:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:
-            print(f"error: {module} is not available ({exc})", file=sys.stderr)
-            return 2
-        return int(mod.main(argv) or 0)
+        return int(importlib.import_module(module).main(argv) or 0)
     return run
 
 
-COMMANDS = {
-    "render": cmd_render,
-    "check": _delegate("infra.check"),
-    "cost": _delegate("infra.cost"),
-    "teardown": _delegate("infra.teardown"),
-    "prdiff": _delegate("infra.prdiff"),
-    "config-docs": _delegate("infra.config_docs"),
-    "upstream": _delegate("infra.upstream_cli"),
-}
+COMMANDS = {name: _delegate(module) for name, module in COMMAND_MODULES.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

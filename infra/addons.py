@@ -27,6 +27,7 @@ import pulumi
 
 from infra.config import ConfigError, PlatformConfig
 from infra.context import PlatformContext
+from infra.conventions import SERVING_PRIORITY_CLASS, TRAINING_PRIORITY_CLASS
 
 if TYPE_CHECKING:  # pragma: no cover - the builders import the components they build
     from components.accelerators import Accelerators
@@ -180,15 +181,17 @@ def _workload_storage(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _training(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from workloads.training.component import PRIORITY_CLASS, TrainingWorkload, TrainingWorkloadArgs
+    from workloads.training.component import TrainingWorkload, TrainingWorkloadArgs
 
     ws = built.workload_storage
     assert ws is not None  # required
-    priority = tuple(c for n, c in built.priority.classes.items() if n == PRIORITY_CLASS) if built.priority else ()
+    classes = built.priority.classes if built.priority is not None else {}
+    priority = tuple(c for n, c in classes.items() if n == TRAINING_PRIORITY_CLASS)
     operator = built.training_operator
+    # with monitoring, its PodMonitor waits for the release that installs the CRD
     args = TrainingWorkloadArgs(ctx=env.ctx, namespace=ws.namespace, datasets_pvc=ws.datasets_pvc,
                                 models_pvc=ws.models_pvc, operator_ready=tuple(operator.ready) if operator else (),
-                                priority_classes=priority, images=built.images)
+                                priority_classes=priority, images=built.images, monitoring_release=_release(built))
     return TrainingWorkload(f"{env.name}-training", args, opts=env.opts(ws, *priority, built.images))
 
 
@@ -202,16 +205,18 @@ def _load_balancer(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _serving(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from workloads.sentiment.component import PRIORITY_CLASS, SentimentServing, SentimentServingArgs
+    from workloads.sentiment.component import SentimentServing, SentimentServingArgs
 
     # The models PVC of the shared namespace; the ml-serving PriorityClass admits the pods. After
     # Karpenter, so that a destroy removes the serving pods before the controller that owns their nodes.
     ws = built.workload_storage
     assert ws is not None  # required
-    serving_class = built.priority.classes.get(PRIORITY_CLASS) if built.priority else None
+    serving_class = built.priority.classes.get(SERVING_PRIORITY_CLASS) if built.priority else None
     lbc = built.load_balancer.release if built.load_balancer is not None else None
+    # with monitoring, its ServiceMonitor waits for the release that installs the CRD
     args = SentimentServingArgs(ctx=env.ctx, namespace=ws.namespace, models_pvc=ws.models_pvc,
-                                priority_class=serving_class, images=built.images)
+                                priority_class=serving_class, images=built.images,
+                                monitoring_release=_release(built))
     return SentimentServing(f"{env.name}-sentiment", args,
                             opts=env.opts(ws, serving_class, built.karpenter, built.images, lbc))
 
@@ -234,27 +239,30 @@ def _device_plugins_set(cfg: PlatformConfig) -> list[str]:
 
 # ---------------------------------------------------------------- the registry
 ADDONS: tuple[Addon, ...] = (
-    Addon("storage", "addons.rookCeph.enabled", "components.storage:RookCeph", lambda c: c.addons.rook_ceph.enabled, _storage),
-    Addon("monitoring", "addons.monitoring.enabled", "components.monitoring:Monitoring", lambda c: c.addons.monitoring.enabled, _monitoring,
-          after=("storage",),
+    Addon("storage", "addons.rookCeph.enabled", "components.storage:RookCeph",
+          lambda c: c.addons.rook_ceph.enabled, _storage),
+    Addon("monitoring", "addons.monitoring.enabled", "components.monitoring:Monitoring",
+          lambda c: c.addons.monitoring.enabled, _monitoring, after=("storage",),
           outputs=lambda m: {"grafanaAdminPassword": pulumi.Output.secret(m.grafana_admin_password)}),
     Addon("priority", "(always)", "components.priority:PriorityClasses", lambda c: True, _priority),
-    Addon("karpenter", "addons.karpenter.enabled", "components.karpenter:Karpenter", lambda c: c.addons.karpenter.enabled, _karpenter,
-          after=("monitoring",)),
+    Addon("karpenter", "addons.karpenter.enabled", "components.karpenter:Karpenter",
+          lambda c: c.addons.karpenter.enabled, _karpenter, after=("monitoring",)),
     Addon("accelerators", "addons.nvidiaDevicePlugin.enabled", "components.accelerators:Accelerators",
           lambda c: c.addons.karpenter.enabled, _accelerators, requires=("karpenter",), after=("monitoring",),
           switched_on=_device_plugins_set),
-    Addon("training_operator", "addons.trainingOperator.enabled", "components.training_operator:TrainingOperator", lambda c: c.addons.training_operator.enabled,
-          _training_operator),
+    Addon("training_operator", "addons.trainingOperator.enabled", "components.training_operator:TrainingOperator",
+          lambda c: c.addons.training_operator.enabled, _training_operator),
     Addon("images", "images", "components.images:WorkloadImages", _any_workload, _images, outputs=_image_outputs),
-    Addon("workload_storage", "training.enabled/serving.enabled", "workloads.shared:WorkloadStorage", _any_workload, _workload_storage,
-          after=("storage",)),
-    Addon("training", "training.enabled", "workloads.training.component:TrainingWorkload", lambda c: c.training.enabled, _training,
-          requires=("workload_storage",), after=("training_operator", "priority", "images")),
+    Addon("workload_storage", "training.enabled/serving.enabled", "workloads.shared:WorkloadStorage",
+          _any_workload, _workload_storage, after=("storage",)),
+    Addon("training", "training.enabled", "workloads.training.component:TrainingWorkload",
+          lambda c: c.training.enabled, _training, requires=("workload_storage",),
+          after=("training_operator", "priority", "images", "monitoring")),
     Addon("load_balancer", "addons.loadBalancerController.enabled", "components.load_balancer:LoadBalancerController",
           lambda c: c.addons.load_balancer_controller.enabled, _load_balancer, after=("monitoring",)),
-    Addon("serving", "serving.enabled", "workloads.sentiment.component:SentimentServing", lambda c: c.serving.enabled, _serving,
-          requires=("workload_storage",), after=("workload_storage", "priority", "karpenter", "images", "load_balancer"),
+    Addon("serving", "serving.enabled", "workloads.sentiment.component:SentimentServing",
+          lambda c: c.serving.enabled, _serving, requires=("workload_storage",),
+          after=("priority", "karpenter", "images", "load_balancer", "monitoring"),
           outputs=lambda s: {"servingEndpoint": s.endpoint}),  # the in-cluster URL of POST /analyze
 )
 BY_KEY = {a.key: a for a in ADDONS}

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel
 
-from infra.config import PROJECT, PlatformConfig
+from infra.config import PlatformConfig
 
 DESCRIPTIONS: dict[str, str] = {
     "environment": "dev, staging or prod; drives defaults (NAT per AZ, Ceph size 3 across zones, pool sizes in prod).",
@@ -50,7 +50,7 @@ DESCRIPTIONS: dict[str, str] = {
     "vpc.publicSubnetIds": "BYO public subnets (for internet-facing load balancers).",
     "addons": "Per add-on `enabled` and chart `version` override (defaults pinned in infra/versions.py).",
     "nodePools": "Karpenter NodePools; default cpu, gpu and inf1 (see Node pools).",
-    "storage": "Rook-Ceph (OSDs on encrypted gp3 EBS PVCs).",
+    "storage": "Rook-Ceph (OSDs on encrypted gp3 EBS PVCs; osdSizeGib 100, 200 in prod). The PVCs on Ceph must fit below 85% full.",
     "monitoring": "kube-prometheus-stack settings and alert thresholds.",
     "training": "The sample fine-tuning job.",
     "serving": "The sentiment-analysis Deployment.",

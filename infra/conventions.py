@@ -48,7 +48,14 @@ def system_placement() -> dict[str, Any]:
             "tolerations": [dict(SYSTEM_TOLERATION)]}
 
 
-# ---------------------------------------------------------------- annotations
+# ---------------------------------------------------------------- labels and annotations
+def std_labels(name: str) -> dict[str, str]:
+    """The recommended app.kubernetes.io labels on every object the platform creates itself."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "eks-ml-platform",
+            "app.kubernetes.io/managed-by": "pulumi"}
+
+
+
 def checkov_annotations(skips: dict[str, str]) -> dict[str, str]:
     """``checkov.io/skipN: CKV_ID=reason`` for each skip (checkov reads them from the object's metadata)."""
     return {f"checkov.io/skip{i}": f"{cid}={reason}" for i, (cid, reason) in enumerate(sorted(skips.items()), 1)}
@@ -93,8 +100,18 @@ TAG_EBS_CSI_CLUSTER = "ebs.csi.aws.com/cluster"
 TAG_PVC_NAME = "kubernetes.io/created-for/pvc/name"
 TAG_LEGACY_CLUSTER = "KubernetesCluster"
 TAG_LBC_CLUSTER = "elbv2.k8s.aws/cluster"
-#: The project's own tag (``PlatformConfig.common_tags``) on every resource Pulumi creates.
+#: The project's own tags (``PlatformConfig.common_tags``) on every resource Pulumi creates; teardown
+#: trusts them, so a stack may not set a tag under any of OWNERSHIP_TAG_PREFIXES.
 TAG_PROJECT_CLUSTER = "eks-ml-platform/cluster"
+TAG_PROJECT_STACK = "eks-ml-platform/stack"
+TAG_PROJECT_ENVIRONMENT = "eks-ml-platform/environment"
+TAG_PROJECT_EPHEMERAL = "eks-ml-platform/ephemeral"
+OWNERSHIP_TAG_PREFIXES = ("eks-ml-platform/", "karpenter.sh/", "karpenter.k8s.aws/", TAG_K8S_CLUSTER_PREFIX)
+
+# ---------------------------------------------------------------- Pulumi's wire format
+#: The key and value that mark a secret in Pulumi's serialized properties (sdk/go/common/resource/sig).
+PULUMI_SIG_KEY = "4dabf18193072939515e22adb298388d"
+PULUMI_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 # ---------------------------------------------------------------- Pulumi type tokens and config keys
 #: The Karpenter NodePools, destroyed before the rest of the stack.

@@ -1,7 +1,7 @@
 """The platform's Pulumi policy pack: ``pulumi preview --policy-pack policy``.
 
-A thin wrapper: every rule lives in ``policy/rules.py`` (pure functions, tested offline and run
-by ``python -m infra check`` on the rendered preview). This file builds one mandatory
+A thin wrapper: every rule lives in ``policy/rules.py`` and ``policy/manifest_rules.py`` (pure
+functions, tested offline and run by ``python -m infra check`` on the rendered preview). This file builds one mandatory
 ResourceValidationPolicy per rule id in ``rules.RULES``.
 
 Never import this module from tests: constructing ``PolicyPack`` starts the analyzer's gRPC
@@ -31,11 +31,14 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-try:  # run by the Pulumi CLI from inside policy/: the sibling module
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import rules  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - imported as a package
-    from policy import rules  # type: ignore[no-redef]
+# The Pulumi CLI runs this file from inside policy/. The rules import ``policy.*`` and
+# ``infra.conventions`` (a leaf module: the standard library only), so the repository root goes on
+# the path; an ImportError is a bug and propagates.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from policy import rules  # noqa: E402
 
 ALLOW_PUBLIC_KEY = "allowPublicLoadBalancers"
 

@@ -55,7 +55,7 @@ _CACHE: dict[str, Any] = {}
 def render_stack(stack: str, tmp_root: Path):
     """Render a stack into tmp_root/<stack> once per session (rendering is deterministic)."""
     if stack not in _CACHE:
-        from infra.render import render
+        from infra.preview.render import render
 
         _CACHE[stack] = render(stack, tmp_root / stack)
     return _CACHE[stack]

@@ -17,11 +17,13 @@ serving is enabled. Consumers use ``.namespace`` (the Namespace resource), ``.na
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.monitoring import former_scrape_urn
+from components.scrape import API_VERSION as SCRAPE_API_VERSION
 from infra.conventions import FILE_STORAGE_CLASS, WORKLOADS_NAMESPACE
 
 NAMESPACE = WORKLOADS_NAMESPACE
@@ -70,6 +72,20 @@ def pvc_manifest(name: str, size_gib: int, *, namespace: str = NAMESPACE,
             "resources": {"requests": {"storage": f"{size_gib}Gi"}},
         },
     }
+
+
+def scrape_object(resource_name: str, kind: str, doc: dict[str, Any], *, parent: pulumi.Resource,
+                  release: pulumi.Resource, ready: Sequence[pulumi.Resource]) -> k8s.apiextensions.CustomResource:
+    """A workload's own ServiceMonitor/PodMonitor (``doc``: components/scrape.py).
+
+    After ``release`` (kube-prometheus-stack, which installs the CRD; pulumi-kubernetes #1712) and the
+    cluster-ready gate, as the monitoring component's scrapes. The monitoring component created it
+    before the workloads did: the alias to that URN makes the move a state move, not a replacement.
+    """
+    alias = release.urn.apply(lambda urn: former_scrape_urn(urn, kind, doc))
+    return k8s.apiextensions.CustomResource(
+        resource_name, api_version=SCRAPE_API_VERSION, kind=kind, metadata=doc["metadata"], spec=doc["spec"],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*ready, release], aliases=[alias]))
 
 
 @dataclass(frozen=True)

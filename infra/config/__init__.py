@@ -49,14 +49,13 @@ from infra.config.loading import (
 )
 from infra.config.cross import images_problems, needed_images, serving_problems, training_problems
 from infra.config.images import IMAGE_KEYS, ImagesConfig, image_ref
+from infra.config.instances import KNOWN_FAMILIES, NEURON_FAMILIES, NVIDIA_FAMILIES
 from infra.config.network import VpcConfig
 from infra.config.node_pools import (
     AMI_ALIAS_RE,
     ARM64_ONLY_FAMILIES,
     DURATION_RE,
     INF1_SIZES,
-    NEURON_FAMILIES,
-    NVIDIA_FAMILIES,
     DisruptionBudget,
     NodePoolConfig,
     PoolLimits,
@@ -85,7 +84,7 @@ from infra.config.training import (
 __all__ = [
     "ACM_ARN_RE", "AMI_ALIAS_RE", "ARM64_ONLY_FAMILIES", "AWS_REGION_RE", "AddonToggle", "AddonsConfig",
     "AdminPrincipal", "CPU_QUANTITY_RE", "CRON_MACROS", "ClusterConfig", "ConfigError", "DEFAULT_K8S",
-    "DNS_LABEL_RE", "DURATION_RE", "DisruptionBudget", "EndpointConfig", "HF_URI_RE", "HOSTNAME_RE", "IMAGE_KEYS", "IMAGE_RE", "ImagesConfig",
+    "DNS_LABEL_RE", "DURATION_RE", "DisruptionBudget", "EndpointConfig", "HF_URI_RE", "HOSTNAME_RE", "IMAGE_KEYS", "KNOWN_FAMILIES", "IMAGE_RE", "ImagesConfig",
     "INF1_SIZES", "LOG_TYPES", "MonitoringConfig", "NEURON_FAMILIES", "NVIDIA_FAMILIES", "NodePoolConfig",
     "PROJECT", "PlatformConfig", "PoolLimits", "QUANTITY_RE", "S3_URI_RE", "SECRET_KEYS",
     "SERVING_DEVICE_ACCELERATOR", "SUPPORTED_K8S", "ServingConfig", "ServingIngressConfig", "ServingResources",

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import _Model
+from infra.config.base import SEMVER_RE, _Model
 
 
 class AddonToggle(_Model):
@@ -14,6 +14,13 @@ class AddonToggle(_Model):
 
     enabled: bool = True
     version: Optional[str] = None
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not SEMVER_RE.match(v):
+            raise ValueError(f"{v!r} is not a chart version such as 1.8.0 (a pinned semantic version, never latest)")
+        return v
 
 
 class AddonsConfig(_Model):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Optional
+from types import UnionType
+from typing import Any, Callable, Iterable, Optional, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 PROJECT = "eks-ml-platform"
@@ -19,18 +20,92 @@ _MEM_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**1
               "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 
 
+#: A problem line longer than this keeps its start (the key) and its end (what is allowed).
+MAX_PROBLEM_CHARS = 300
+
+
+def one_line(text: str, limit: int = MAX_PROBLEM_CHARS) -> str:
+    """``text`` as one printable line: control characters and lone surrogates escaped, a long middle cut."""
+    out = "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF
+                  else c.encode("unicode_escape").decode("ascii") for c in text)
+    if len(out) > limit:
+        head, tail = limit * 2 // 5, limit * 2 // 5
+        out = f"{out[:head]} ...({len(out) - head - tail} characters cut)... {out[-tail:]}"
+    return out
+
+
 class ConfigError(Exception):
-    """Bad stack configuration. ``problems`` holds one readable line per mistake."""
+    """Bad stack configuration. ``problems`` holds one readable line per mistake (printable, bounded)."""
 
     def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
+        self.problems = [one_line(p) for p in problems]
+        super().__init__("\n".join(self.problems))
+
+
+def _scalar_kind(annotation: Any) -> Optional[type]:
+    """``int``, ``float`` or ``bool`` when a field holds exactly that (optionally None), else None."""
+    args = set(get_args(annotation)) - {type(None)} if get_origin(annotation) in (Union, UnionType) else {annotation}
+    return next(iter(args)) if len(args) == 1 and next(iter(args)) in (int, float, bool) else None
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, str_strip_whitespace=True
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """pydantic's lax mode reads ``true`` as 1 and ``0`` as false: a number key given a boolean, or a
+        boolean key given a number, is a mistake to report, not to convert. (Strings stay accepted: the
+        Pulumi engine passes top-level values as text.)"""
+        field = cls.model_fields.get(info.field_name or "")
+        kind = _scalar_kind(field.annotation) if field is not None else None
+        if kind in (int, float) and isinstance(v, bool):
+            raise ValueError(f"{v} is a boolean; a number is required here")
+        if kind is bool and isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError(f"{v} is a number; use true or false")
+        return v
+
+
+# Kubernetes label keys ([prefix/]name) and values (https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/)
+LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+SEMVER_RE = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+#: AWS tag keys (1-128) and values (0-256): letters, digits, spaces and + - = . _ : / @
+AWS_TAG_PUNCTUATION = set("+-=._:/@ ")
+
+
+def check_each(values: Iterable[str], problem_of: Callable[[str], Optional[str]]) -> None:
+    """Raise ValueError with the first value's problem (a validator over a list of names)."""
+    for value in values:
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+
+
+def label_problem(key: str, value: str) -> Optional[str]:
+    """Why ``key: value`` is not a valid Kubernetes label, or None."""
+    prefix, slash, name = key.rpartition("/")
+    if not LABEL_NAME_RE.match(name) or (slash and (len(prefix) > 253 or not LABEL_PREFIX_RE.match(prefix))):
+        return (f"label key {key!r} is not valid: [a DNS subdomain prefix/]a name of at most 63 letters, digits, "
+                "'-', '_' or '.', starting and ending with a letter or digit")
+    if value and not LABEL_NAME_RE.match(value):
+        return (f"label value {value!r} of {key!r} is not valid: at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    return None
+
+
+def aws_tag_problem(key: str, value: str) -> Optional[str]:
+    """Why ``key=value`` is not a valid AWS tag, or None."""
+    for what, text, limit in (("key", key, 128), ("value", value, 256)):
+        if len(text) > limit or (what == "key" and not text):
+            return f"tag {what} {text!r} must be {'1' if what == 'key' else '0'}-{limit} characters"
+        bad = sorted({c for c in text if not (c.isalnum() or c in AWS_TAG_PUNCTUATION)})
+        if bad:
+            return (f"tag {what} {text!r} holds {''.join(bad)!r}; AWS tags take letters, digits, spaces and "
+                    "+ - = . _ : / @")
+    return None
 
 
 def _cidr(value: str, key: str = "CIDR") -> str:

@@ -6,7 +6,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import _cidr, _Model
+from infra.config.base import _cidr, _Model, check_each
+from infra.config.instances import instance_type_problem
 
 SUPPORTED_K8S = ("1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36")
 DEFAULT_K8S = "1.34"
@@ -59,6 +60,14 @@ class SystemNodesConfig(_Model):
     max_size: int = Field(3, ge=1, le=50)
     disk_size_gib: int = Field(50, ge=20, le=1000)
 
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        check_each(v, instance_type_problem)
+        if len(set(v)) != len(v):
+            raise ValueError("an instance type is listed more than once")
+        return v
+
     @model_validator(mode="after")
     def _sizes(self) -> "SystemNodesConfig":
         if not self.min_size <= self.desired_size <= self.max_size:
@@ -89,6 +98,15 @@ class ClusterConfig(_Model):
         if text not in SUPPORTED_K8S:
             raise ValueError(f"{text} is not supported; use {SUPPORTED_K8S[0]}-{SUPPORTED_K8S[-1]}")
         return text
+
+    @field_validator("admins")
+    @classmethod
+    def _admins(cls, v: list[AdminPrincipal]) -> list[AdminPrincipal]:
+        arns = [a.principal_arn for a in v]
+        dupes = sorted({a for a in arns if arns.count(a) > 1})
+        if dupes:
+            raise ValueError(f"{dupes[0]} is listed more than once (one access entry per principal); keep one")
+        return v
 
     @field_validator("name")
     @classmethod

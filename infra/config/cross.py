@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from infra.config.addons import AddonsConfig
+from infra.config.addons import AddonsConfig, MonitoringConfig, StorageConfig
+from infra.config.cluster import ClusterConfig
 from infra.config.base import cpu_millis, memory_bytes
 from infra.config.images import IMAGE_KEYS, ImagesConfig
 from infra.config.network import VpcConfig
@@ -35,6 +36,64 @@ class StackConfig(Protocol):
     def training(self) -> TrainingConfig: ...
     @property
     def vpc(self) -> VpcConfig: ...
+    @property
+    def cluster(self) -> ClusterConfig: ...
+    @property
+    def storage(self) -> StorageConfig: ...
+    @property
+    def monitoring(self) -> MonitoringConfig: ...
+    @property
+    def ceph_replicas(self) -> int: ...
+
+
+#: Ceph warns at 85% full and stops writes at 95%: the PVCs must fit below the first.
+CEPH_FULL_RATIO = 0.85
+ALERTMANAGER_GIB, GRAFANA_GIB = 5, 10  # components/monitoring.py's volumes on ceph-block
+
+
+def platform_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """What the workloads need of the add-ons: device plugins, Rook, Karpenter, and room on Ceph."""
+    a, out = cfg.addons, []
+    workloads = [w for w, on in (("training", cfg.training.enabled), ("serving", cfg.serving.enabled)) if on]
+    devices = {("serving.device", "inf1"): ("neuron", "the Neuron device plugin (aws.amazon.com/neuron)"),
+               ("serving.device", "gpu"): ("nvidiaDevicePlugin", "the NVIDIA device plugin (nvidia.com/gpu)"),
+               ("training.device", "gpu"): ("nvidiaDevicePlugin", "the NVIDIA device plugin (nvidia.com/gpu)")}
+    for (key, device), (addon, what) in devices.items():
+        section = cfg.serving if key.startswith("serving") else cfg.training
+        toggle = a.neuron if addon == "neuron" else a.nvidia_device_plugin
+        if section.enabled and section.device == device and not toggle.enabled:
+            out.append((f"addons.{addon}.enabled", f"{key} {device} needs {what}, or its pods never schedule; "
+                        f"enable it or change {key}"))
+    if workloads and not a.rook_ceph.enabled and "training" not in workloads:  # training_problems reports its own
+        out.append(("addons.rookCeph.enabled", "serving reads the models volume, a ceph-filesystem PVC; enable Rook-Ceph "
+                    "or set serving.enabled: false"))
+    if workloads and not a.karpenter.enabled:
+        out.append(("addons.karpenter.enabled", f"{' and '.join(workloads)} run on Karpenter's node pools (the system "
+                    "node group is tainted CriticalAddonsOnly); enable Karpenter or disable them"))
+    mons = cfg.storage.mon_count
+    if a.rook_ceph.enabled and not a.karpenter.enabled and cfg.cluster.system_nodes.min_size < mons:
+        out.append(("cluster.systemNodes.minSize", f"without Karpenter the {mons} Ceph mons run on the system nodes, "
+                    f"one per node: set minSize to at least {mons} (or enable Karpenter)"))
+    return out + ceph_capacity_problems(cfg)
+
+
+def ceph_capacity_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """The PVCs on Ceph (workload volumes, monitoring's volumes) must fit below Ceph's nearfull ratio."""
+    if not cfg.addons.rook_ceph.enabled:
+        return []
+    claims = {}
+    if cfg.training.enabled or cfg.serving.enabled:
+        claims["training.datasetsSizeGib"] = cfg.training.datasets_size_gib
+        claims["training.modelsSizeGib"] = cfg.training.models_size_gib
+    if cfg.addons.monitoring.enabled:
+        claims["monitoring.storageGib"] = cfg.monitoring.storage_gib + ALERTMANAGER_GIB + GRAFANA_GIB
+    usable = cfg.storage.osd_count * cfg.storage.osd_size_gib / cfg.ceph_replicas * CEPH_FULL_RATIO
+    need = sum(claims.values())
+    if need <= usable:
+        return []
+    return [("storage.osdSizeGib", f"the PVCs on Ceph need {need} GiB ({', '.join(f'{k} {v}' for k, v in claims.items())}) "
+             f"but {cfg.storage.osd_count} OSDs x {cfg.storage.osd_size_gib} GiB at {cfg.ceph_replicas} replicas hold "
+             f"{usable:.0f} GiB below {CEPH_FULL_RATIO:.0%} full; raise storage.osdSizeGib or osdCount, or shrink them")]
 
 
 def needed_images(cfg: StackConfig) -> list[str]:
@@ -108,6 +167,15 @@ def serving_pool_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list
     if limit is not None and sv.max_replicas is not None and sv.max_replicas > limit:
         out.append(("serving.maxReplicas", f"{sv.max_replicas} replicas need {sv.max_replicas} {unit} but pool "
                     f"{pool.name!r} may launch {limit} (limits)"))
+    most = sv.max_replicas_for(pool)
+    cpu_need = cpu_millis(sv.resources.cpu) * most
+    if cpu_need > pool.limits.cpu * 1000:
+        out.append(("serving.resources.cpu", f"{sv.resources.cpu} CPU x {most} replicas = {cpu_need / 1000:g} exceeds "
+                    f"the cpu limit of pool {pool.name!r} ({pool.limits.cpu})"))
+    memory = sv.resources.memory_for(sv.device)
+    if memory_bytes(memory) * most > memory_bytes(pool.limits.memory):
+        out.append(("serving.resources.memory", f"{memory} x {most} replicas exceeds the memory limit of pool "
+                    f"{pool.name!r} ({pool.limits.memory})"))
     if sv.keda and sv.max_replicas_for(pool) <= sv.replicas:
         out.append(("serving.keda", f"KEDA needs room to scale: maxReplicas ({sv.max_replicas_for(pool)}) must be "
                     f"above replicas ({sv.replicas})"))

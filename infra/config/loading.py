@@ -6,10 +6,10 @@ import difflib
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from infra.config.base import PROJECT, ConfigError
+from infra.config.input import StackFileError, input_problems, load_stack_text, load_yaml_text
 from infra.config.platform import PlatformConfig, _CrossProblems
 
 
@@ -101,6 +101,9 @@ def parse_config(raw: dict[str, Any], *, stack: str) -> PlatformConfig:
         # point the teardown of an ephemeral stack at another stack's resources
         raise ConfigError([f"{PROJECT}:stack: unknown key (the stack's name comes from Pulumi.<stack>.yaml, "
                            "it cannot be set in config)"])
+    shape = input_problems(data, "")
+    if shape:
+        raise ConfigError([f"{PROJECT}:{k}: {m}" for k, m in shape])
     data["stack"] = stack
     try:
         return PlatformConfig.model_validate(data)
@@ -122,7 +125,10 @@ def split_stack_config(flat: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 def project_defaults(project_dir: Path) -> dict[str, Any]:
     """Defaults declared in Pulumi.yaml (`default:` of typed keys, `value:` of structured ones)."""
-    doc = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
+    try:
+        doc = load_yaml_text((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"), "Pulumi.yaml") or {}
+    except StackFileError as exc:
+        raise ConfigError([str(exc)]) from None
     out = {}
     for key, decl in (doc.get("config") or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -141,13 +147,9 @@ def read_stack_file(stack: str, project_dir: Path) -> dict[str, Any]:
         known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
         raise ConfigError([f"stack {stack!r} does not exist: no {path.name} (known stacks: {', '.join(known) or 'none'})"])
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path.name} is not valid YAML: {exc}"]) from None
-    cfg = doc.get("config") or {}
-    if not isinstance(cfg, dict):
-        raise ConfigError([f"{path.name}: 'config' must be a mapping"])
-    return cfg
+        return load_stack_text(path.read_text(encoding="utf-8", errors="surrogateescape"), path.name)
+    except StackFileError as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def merged_stack_config(stack: str, project_dir: Path) -> dict[str, Any]:
@@ -183,8 +185,8 @@ def from_flat(flat: dict[str, Any], *, stack: str, engine_secrets: frozenset[str
 
             try:
                 ours[key] = json.loads(value)  # the engine hands structured values over as JSON text
-            except ValueError:
-                pass
+            except (ValueError, RecursionError):
+                pass  # not JSON: the key's own validator names what it expects
     try:
         cfg = parse_config(ours, stack=stack)
     except ConfigError as exc:

@@ -7,15 +7,20 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import QUANTITY_RE, _Model
+from infra.config.base import QUANTITY_RE, _Model, check_each, label_problem
+from infra.config.instances import NEURON_FAMILIES, NVIDIA_FAMILIES, family_problem
 
-NVIDIA_FAMILIES = ("g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
-NEURON_FAMILIES = {"inf1": ("inf1",), "inf2": ("inf2",), "trn1": ("trn1", "trn1n"), "trn2": ("trn2",)}
 ARM64_ONLY_FAMILIES = ("g5g",)
 INF1_SIZES = ("xlarge", "2xlarge", "6xlarge", "24xlarge")
 # A pinned EKS-optimized AL2023 release (awslabs/amazon-eks-ami tag), never @latest.
 AMI_ALIAS_RE = re.compile(r"^al2023@v\d{8}$")
+BUDGET_SCHEDULE_RE = re.compile(r"^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))$|^(\S+\s+){4}\S+$")
+BUDGET_DURATION_RE = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
 DURATION_RE = re.compile(r"^(\d+(ns|us|µs|ms|s|m|h))+$|^Never$")
+
+
+#: vCPUs, GPUs or Neuron devices: far above any account quota, low enough for exact arithmetic.
+MAX_POOL_LIMIT = 100_000
 
 
 class PoolLimits(_Model):
@@ -31,6 +36,9 @@ class PoolLimits(_Model):
     def _positive(cls, v: Optional[int]) -> Optional[int]:
         if v is not None and v <= 0:
             raise ValueError(f"{v} must be a positive integer")
+        if v is not None and v > MAX_POOL_LIMIT:
+            raise ValueError(f"{v} is more than {MAX_POOL_LIMIT:,}; a NodePool limit caps what Karpenter may launch, "
+                             "use a number you would pay for")
         return v
 
     @field_validator("memory")
@@ -53,6 +61,22 @@ class DisruptionBudget(_Model):
         if not re.fullmatch(r"(100|[1-9]?[0-9])%|[0-9]+", str(v)):
             raise ValueError(f"{v!r} must be a node count or a percentage such as 10%")
         return str(v)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: Optional[str]) -> Optional[str]:
+        # the NodePool CRD's pattern (karpenter.sh_nodepools.yaml, v1.14.1): a macro or five cron fields
+        if v is not None and not BUDGET_SCHEDULE_RE.match(v):
+            raise ValueError(f"{v!r} is not a cron schedule (five fields such as '0 9 * * mon-fri', or @daily)")
+        return v
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, v: Optional[str]) -> Optional[str]:
+        # the CRD's pattern: hours and/or minutes only, e.g. 8h, 30m, 1h30m
+        if v is not None and not BUDGET_DURATION_RE.match(v):
+            raise ValueError(f"{v!r} is not a budget duration such as 8h, 30m or 1h30m (hours and minutes only)")
+        return v
 
     @model_validator(mode="after")
     def _sched(self) -> "DisruptionBudget":
@@ -112,6 +136,12 @@ class NodePoolConfig(_Model):
             raise ValueError(f"{', '.join(dupes)} listed more than once")
         return v
 
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, v: list[str]) -> list[str]:
+        check_each(v, family_problem)
+        return v
+
     @field_validator("consolidate_after", "expire_after")
     @classmethod
     def _duration(cls, v: str) -> str:
@@ -123,6 +153,9 @@ class NodePoolConfig(_Model):
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
+            problem = label_problem(key, v[key])
+            if problem:
+                raise ValueError(problem)
             domain = key.split("/")[0] if "/" in key else ""
             if domain.endswith(("karpenter.sh", "kubernetes.io", "k8s.io")) and not domain.startswith("node-restriction"):
                 raise ValueError(f"label {key!r} uses a domain Karpenter or Kubernetes restricts")

@@ -8,10 +8,11 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from infra.config.addons import AddonsConfig, MonitoringConfig, StorageConfig
-from infra.config.base import _Model
+from infra.config.base import _Model, aws_tag_problem
 from infra.config.cluster import ClusterConfig
-from infra.conventions import TAG_PROJECT_CLUSTER
-from infra.config.cross import images_problems, serving_problems, training_problems
+from infra.conventions import (OWNERSHIP_TAG_PREFIXES, TAG_PROJECT_CLUSTER, TAG_PROJECT_ENVIRONMENT,
+                               TAG_PROJECT_EPHEMERAL, TAG_PROJECT_STACK)
+from infra.config.cross import images_problems, platform_problems, serving_problems, training_problems
 from infra.config.images import ImagesConfig
 from infra.config.network import VpcConfig
 from infra.config.node_pools import NodePoolConfig, default_node_pools
@@ -19,9 +20,11 @@ from infra.config.serving import ServingConfig
 from infra.config.training import TrainingConfig
 
 # Tag keys the platform owns: teardown's sweep, Karpenter's discovery and the EKS/ELB integrations read them.
-OWNERSHIP_TAG_PREFIXES = ("eks-ml-platform/", "karpenter.sh/", "karpenter.k8s.aws/", "kubernetes.io/cluster/")
 
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+PROD_OSD_SIZE_GIB = 200
 
 
 class PlatformConfig(_Model):
@@ -53,6 +56,9 @@ class PlatformConfig(_Model):
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
         for k in v:
+            problem = aws_tag_problem(k, v[k])
+            if problem:
+                raise ValueError(problem)
             if k.lower().startswith("aws:"):
                 raise ValueError(f"tag key {k!r} uses the reserved aws: prefix")
             if k.lower().startswith(OWNERSHIP_TAG_PREFIXES):
@@ -64,13 +70,19 @@ class PlatformConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _environment_defaults(cls, data: Any) -> Any:
-        """prod spreads over 3 AZs unless told otherwise (Ceph size 3 across zones needs them)."""
+        """prod spreads over 3 AZs and sizes OSDs at 200 GiB unless told otherwise (Ceph size 3 across zones)."""
         if isinstance(data, dict) and data.get("environment") == "prod":
             vpc = data.get("vpc")
             if vpc is None:
                 data = {**data, "vpc": {"azCount": 3}}
             elif isinstance(vpc, dict) and not ({"azCount", "az_count", "id"} & set(vpc)):
                 data = {**data, "vpc": {**vpc, "azCount": 3}}
+            # 3 replicas of the default volumes (about 105 GiB) need more than 3 x 100 GiB below 85% full
+            storage = data.get("storage")
+            if storage is None:
+                data = {**data, "storage": {"osdSizeGib": PROD_OSD_SIZE_GIB}}
+            elif isinstance(storage, dict) and not ({"osdSizeGib", "osd_size_gib"} & set(storage)):
+                data = {**data, "storage": {**storage, "osdSizeGib": PROD_OSD_SIZE_GIB}}
         return data
 
     @model_validator(mode="after")
@@ -95,6 +107,7 @@ class PlatformConfig(_Model):
         if self.serving.enabled:
             problems += serving_problems(self, pools)
         problems += images_problems(self)
+        problems += platform_problems(self)
         if problems:
             raise _CrossProblems(problems)
         return self
@@ -159,10 +172,10 @@ class PlatformConfig(_Model):
 
     @property
     def common_tags(self) -> dict[str, str]:
-        tags = {"eks-ml-platform/stack": self.stack, "eks-ml-platform/environment": self.environment,
+        tags = {TAG_PROJECT_STACK: self.stack, TAG_PROJECT_ENVIRONMENT: self.environment,
                 TAG_PROJECT_CLUSTER: self.cluster_name, "managed-by": "pulumi"}
         if self.ephemeral:
-            tags["eks-ml-platform/ephemeral"] = "true"
+            tags[TAG_PROJECT_EPHEMERAL] = "true"
         # the platform's ownership tags last: no user tag can replace them (the validator refuses them too)
         return {**tags, **{k: v for k, v in self.tags.items() if k not in tags}}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
@@ -58,6 +59,18 @@ def cron_problem(expr: str) -> Optional[str]:
             if len(values) == 2 and values[0] > values[1]:
                 return f"{field_name} range {base!r} runs backwards"
     return None
+
+
+MAX_WORKERS = 256
+
+
+def _known_zone(name: str) -> bool:
+    """The CronJob's timeZone must be in the tz database (the API server refuses an unknown one)."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 class TrainingDatasetConfig(_Model):
@@ -124,6 +137,9 @@ class TrainingConfig(_Model):
     def _workers(cls, v: int) -> int:
         if v < 1:
             raise ValueError(f"{v} workers: a job needs at least 1 worker besides the master")
+        if v > MAX_WORKERS:
+            raise ValueError(f"{v} workers is more than {MAX_WORKERS}; the sample job's rendezvous and the pools' "
+                             "limits are sized for fewer")
         return v
 
     @field_validator("pool")
@@ -179,7 +195,7 @@ class TrainingConfig(_Model):
     @field_validator("time_zone")
     @classmethod
     def _tz(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not TIME_ZONE_RE.match(v):
+        if v is not None and not (TIME_ZONE_RE.match(v) and _known_zone(v)):
             raise ValueError(f"{v!r} is not an IANA time zone such as UTC or Europe/Berlin")
         return v
 

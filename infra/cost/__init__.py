@@ -45,59 +45,16 @@ numbers (time-dependent prices, like EKS extended support, are judged at the tab
 
 Modules: :mod:`.table` (price table, quantities, pool pricing), :mod:`.pods` (the always-on pods
 and DaemonSets), :mod:`.packing` (allocatable, bin-packing, :func:`always_on`), :mod:`.estimator`
-(:func:`estimate`), :mod:`.report` (:func:`format_text`), :mod:`.cli` (``main``). Every name stays
-importable from ``infra.cost``.
+(:func:`estimate`), :mod:`.report` (:func:`format_text`), :mod:`.cli` (``main``). The package's
+public API is :func:`estimate`, :class:`PriceTableError` (a region or type the table lacks),
+:func:`format_text` and :func:`main`; everything else is imported from the module that defines it.
 """
 
 from __future__ import annotations
 
-from .table import (
-    ACCEL_DIM,
-    PRICES_DIR,
-    REPO,
-    SERVING_POOL,
-    _QTY,
-    _TO_GIB,
-    PriceTableError,
-    _cheapest_hosting,
-    _eks_hourly,
-    _instance,
-    _item,
-    _r,
-    fill_to_limits,
-    load_prices,
-    pool_limits,
-    pool_types,
-    quantity_gib,
-)
-from .pods import (
-    EKS_NODE_DAEMONSETS,
-    Pod,
-    _requests,
-    ceph_pods,
-    cpu_m,
-    mem_mib,
-    monitoring_pods,
-    node_daemonsets,
-    requires_on_demand,
-    serving_cpu_pods,
-)
-from .packing import (
-    ENI_MAX_PODS,
-    EVICTION_HARD_MIB,
-    KUBE_RESERVED_CPU_TIERS,
-    VM_MEMORY_OVERHEAD,
-    Packing,
-    _always_on_pool,
-    _Node,
-    always_on,
-    best_packing,
-    ceph_hosts_needed,
-    eni_max_pods,
-    fill_existing,
-    node_allocatable,
-    pack,
-)
-from .estimator import CEPH_NEARFULL_RATIO, ceph_capacity_note, estimate
-from .report import _money, format_text
 from .cli import main
+from .estimator import estimate
+from .report import format_text
+from .table import PriceTableError
+
+__all__ = ["PriceTableError", "estimate", "format_text", "main"]

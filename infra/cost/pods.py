@@ -136,9 +136,10 @@ def node_daemonsets(cfg: Any) -> list[tuple[str, float, float]]:
 
 def serving_cpu_pods(cfg: Any) -> list[Pod]:
     """The sentiment replicas when ``serving.device`` is cpu, with the Deployment's own requests
-    (``workloads/sentiment/component.py``); one per node (its hostname spread is required)."""
-    from workloads.sentiment import component as sentiment
+    (``workloads/sentiment/manifests.py``); one per node (its hostname spread is required)."""
+    from workloads.sentiment.manifests import container_resources
+    from workloads.sentiment.plan import plan
 
-    req = sentiment.container_resources(cfg, sentiment.plan(cfg))["requests"]
+    req = container_resources(cfg, plan(cfg))["requests"]
     return [Pod(f"sentiment {i}", cpu_m(req["cpu"]), mem_mib(req["memory"]), anti="sentiment", owner="serving")
             for i in range(cfg.serving.replicas)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
@@ -56,6 +57,36 @@ def _item(name: str, category: str, quantity: float, unit: str, unit_usd_per_hou
     if note:
         out["note"] = note
     return out
+
+
+@dataclass
+class Ledger:
+    """One estimate's running state: the price table it reads and the line items and notes it adds up."""
+
+    prices: Mapping[str, Any]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def svc(self) -> Mapping[str, Any]:
+        return self.prices["services"]
+
+    @property
+    def hpm(self) -> float:
+        """Hours per month (the table's, 730 by default)."""
+        return float(self.prices.get("hours_per_month", 730))
+
+    @property
+    def gp3_hour(self) -> float:
+        """gp3 $/GiB-hour."""
+        return self.svc["gp3_per_gb_month"] / self.hpm
+
+    def add(self, name: str, category: str, quantity: float, unit: str, unit_usd_per_hour: float, *,
+            scope: str, note: str = "") -> dict[str, Any]:
+        """Append one line item (see :func:`_item`) and return it."""
+        item = _item(name, category, quantity, unit, unit_usd_per_hour, self.hpm, scope=scope, note=note)
+        self.items.append(item)
+        return item
 
 
 def _instance(prices: Mapping[str, Any], itype: str) -> Mapping[str, Any]:

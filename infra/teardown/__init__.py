@@ -84,84 +84,12 @@ return the plan's ids in the order a real run deletes them.
 Modules: :mod:`.tags` (conventions and the tag predicates), :mod:`.plan` (the read-only sweep
 plan), :mod:`.execute` (the sweep's deletions and the node wait), :mod:`.stack` (Automation API
 and destroy targets), :mod:`.guards` (which stacks may go), :mod:`.steps` (the orchestration),
-:mod:`.cli` (argparse and ``main``). Every name stays importable from ``infra.teardown``.
+:mod:`.cli` (argparse and ``main``). The package's public API is :func:`main` (``python -m infra
+teardown``); everything else is imported from the module that defines it.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path  # noqa: F401 - re-exported (tests build paths with teardown.Path)
-from typing import Callable
+from .cli import main
 
-# Injected in tests so that retries and polling do not sleep (execute.py looks them up here).
-_sleep: Callable[[float], None] = time.sleep
-_monotonic: Callable[[], float] = time.monotonic
-
-from infra.conventions import (
-    DESTROY_DATA_KEY,
-    INTERRUPTION_QUEUE_SUFFIX,
-    NODEPOOL_TYPE_RE,
-    STORAGE_TYPE,
-    TAG_EBS_CSI_CLUSTER,
-    TAG_EKS_CLUSTER_NAME,
-    TAG_K8S_CLUSTER_PREFIX,
-    TAG_KARPENTER_LT_CLUSTER,
-    TAG_KARPENTER_NODECLASS,
-    TAG_KARPENTER_NODEPOOL,
-    TAG_LBC_CLUSTER,
-    TAG_LEGACY_CLUSTER,
-    TAG_PROJECT_CLUSTER,
-    TAG_PVC_NAME,
-    TAG_TOPOLOGY_REGION,
-    TAG_VPC_CNI_CLUSTER,
-    TAG_VPC_CNI_NODE,
-    WORKLOAD_TYPE_PREFIX,
-    WORKLOAD_TYPE_PREFIXES,
-    interruption_queue_name,
-)
-from .tags import (
-    claims_other_cluster,
-    has_cluster_identity,
-    is_cluster_eni,
-    is_cluster_pv_volume,
-    is_cluster_queue,
-    is_karpenter_instance,
-    is_karpenter_instance_profile,
-    is_karpenter_launch_template,
-    is_lbc_resource,
-    tag_map,
-)
-from .plan import _LIVE_INSTANCE_STATES, SweepPlan, _chunks, _err_code, plan_sweep  # noqa: E402
-from .execute import (  # noqa: E402
-    _execute,
-    _retry,
-    _wait_until,
-    karpenter_instances,
-    sweep,
-    wait_for_nodes_gone,
-)
-from .stack import (  # noqa: E402
-    AutomationStackOps,
-    StackOps,
-    _is_nodepool,
-    _is_workload,
-    _managed,
-    _subtrees,
-    _unique,
-    first_targets,
-    nodepool_targets,
-    rook_enabled,
-    storage_targets,
-    workload_targets,
-)
-from .guards import (  # noqa: E402
-    PROTECTED_STACK_RE,
-    Refused,
-    _config_error_problems,
-    _default_load_config,
-    check_allowed,
-    cluster_name_of,
-    short_stack_name,
-)
-from .steps import _run_steps, _storage_teardown_reference, run_teardown  # noqa: E402
-from .cli import build_parser, main  # noqa: E402
+__all__ = ["main"]

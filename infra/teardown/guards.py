@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from infra.conventions import TAG_PROJECT_ENVIRONMENT, TAG_PROJECT_EPHEMERAL, TAG_PROJECT_STACK
+
 
 #: Stack names that are never torn down, whatever their config says.
 PROTECTED_STACK_RE = re.compile(r"^(prod|production|staging|stage)([-_.].*)?$", re.IGNORECASE)
@@ -107,9 +109,7 @@ def check_neighbours(stack: str, cfg: Any, project_dir: Path,
                           f"by stack '{other}' ({_why_protected(other, other_cfg)})")
 
 
-OWNER_TAG_STACK = "eks-ml-platform/stack"
-OWNER_TAG_ENV = "eks-ml-platform/environment"
-OWNER_TAG_EPHEMERAL = "eks-ml-platform/ephemeral"
+OWNER_TAG_STACK, OWNER_TAG_ENV, OWNER_TAG_EPHEMERAL = TAG_PROJECT_STACK, TAG_PROJECT_ENVIRONMENT, TAG_PROJECT_EPHEMERAL
 
 
 def check_cluster_tags(stack: str, cluster: str, session: Any) -> None:

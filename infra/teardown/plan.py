@@ -86,16 +86,8 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[i:i + size]
 
 
-def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
-    """Read-only: list everything :func:`sweep` would delete for ``cluster_name``."""
-    if not cluster_name:
-        raise ValueError("cluster_name is empty")
-    c = cluster_name
-    plan = SweepPlan()
-    ec2 = session.client("ec2")
-
-    # Instances: filter server-side on the nodepool tag key, then prove ownership client-side.
-    attached_to_swept: dict[str, list[dict[str, Any]]] = {}
+def _plan_instances(ec2: Any, plan: SweepPlan, c: str) -> None:
+    """Instances: filter server-side on the nodepool tag key, then prove ownership client-side."""
     for page in ec2.get_paginator("describe_instances").paginate(Filters=[
         {"Name": "tag-key", "Values": [TAG_KARPENTER_NODEPOOL]},
         {"Name": "instance-state-name", "Values": _LIVE_INSTANCE_STATES},
@@ -105,8 +97,9 @@ def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
                 if is_karpenter_instance(tag_map(inst.get("Tags")), c):
                     plan.instances.append(inst["InstanceId"])
     plan.instances.sort()
-    swept = set(plan.instances)
 
+
+def _plan_launch_templates(ec2: Any, plan: SweepPlan, c: str) -> None:
     for page in ec2.get_paginator("describe_launch_templates").paginate(
             Filters=[{"Name": f"tag:{TAG_KARPENTER_LT_CLUSTER}", "Values": [c]}]):
         for lt in page["LaunchTemplates"]:
@@ -114,8 +107,8 @@ def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
                 plan.launch_templates.append(lt["LaunchTemplateId"])
     plan.launch_templates.sort()
 
-    region = session.region_name or ec2.meta.region_name
-    iam = session.client("iam")
+
+def _plan_instance_profiles(iam: Any, plan: SweepPlan, c: str, region: str) -> None:
     for page in iam.get_paginator("list_instance_profiles").paginate():
         for prof in page["InstanceProfiles"]:
             # Karpenter names its profiles `<cluster>_<hash>`; check the tags of those only.
@@ -138,7 +131,8 @@ def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
                 plan._profile_roles[arn] = [r["RoleName"] for r in prof.get("Roles", [])]
     plan.instance_profiles.sort()
 
-    elb = session.client("elbv2")
+
+def _plan_load_balancers(elb: Any, plan: SweepPlan, c: str) -> None:
     lbs = [lb["LoadBalancerArn"] for page in elb.get_paginator("describe_load_balancers").paginate()
            for lb in page["LoadBalancers"]]
     tgs = [tg["TargetGroupArn"] for page in elb.get_paginator("describe_target_groups").paginate()
@@ -150,6 +144,10 @@ def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
                     bucket.append(desc["ResourceArn"])
         bucket.sort()
 
+
+def _plan_enis_and_volumes(ec2: Any, plan: SweepPlan, c: str) -> None:
+    """Free ENIs and PV volumes, or those attached (without delete-on-termination) to swept instances."""
+    swept = set(plan.instances)
     for page in ec2.get_paginator("describe_network_interfaces").paginate():
         for eni in page["NetworkInterfaces"]:
             if not is_cluster_eni(tag_map(eni.get("TagSet")), c):
@@ -172,6 +170,9 @@ def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
                 plan.volumes.append(vol["VolumeId"])
     plan.volumes.sort()
 
+
+def _plan_security_groups(ec2: Any, plan: SweepPlan, c: str) -> None:
+    """The LBC's groups, and the rules of other groups in their VPCs that reference them."""
     sgs: dict[str, str] = {}  # group id -> vpc id
     for page in ec2.get_paginator("describe_security_groups").paginate(
             Filters=[{"Name": f"tag:{TAG_LBC_CLUSTER}", "Values": [c]}]):
@@ -179,28 +180,30 @@ def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
             if is_lbc_resource(tag_map(sg.get("Tags")), c) and sg.get("GroupName") != "default":
                 sgs[sg["GroupId"]] = sg.get("VpcId", "")
     plan.security_groups = sorted(sgs)
-    if sgs:
-        ours = set(sgs)
-        vpcs = sorted({v for v in sgs.values() if v})
-        groups_in_vpcs: list[str] = []
-        for page in ec2.get_paginator("describe_security_groups").paginate(
-                Filters=[{"Name": "vpc-id", "Values": vpcs}]):
-            groups_in_vpcs += [g["GroupId"] for g in page["SecurityGroups"]]
-        rules: list[tuple[str, str, bool]] = []
-        for chunk in _chunks(sorted(groups_in_vpcs), 100):
-            for page in ec2.get_paginator("describe_security_group_rules").paginate(
-                    Filters=[{"Name": "group-id", "Values": chunk}]):
-                for rule in page["SecurityGroupRules"]:
-                    ref = (rule.get("ReferencedGroupInfo") or {}).get("GroupId")
-                    owner = rule["GroupId"]
-                    # A rule blocks deletion when it references one of our groups from another
-                    # group (self-references go with the group itself).
-                    if ref in ours and ref != owner:
-                        rules.append((owner, rule["SecurityGroupRuleId"], bool(rule["IsEgress"])))
-        plan.sg_rules = sorted(rules)
+    if not sgs:
+        return
+    ours = set(sgs)
+    vpcs = sorted({v for v in sgs.values() if v})
+    groups_in_vpcs: list[str] = []
+    for page in ec2.get_paginator("describe_security_groups").paginate(
+            Filters=[{"Name": "vpc-id", "Values": vpcs}]):
+        groups_in_vpcs += [g["GroupId"] for g in page["SecurityGroups"]]
+    rules: list[tuple[str, str, bool]] = []
+    for chunk in _chunks(sorted(groups_in_vpcs), 100):
+        for page in ec2.get_paginator("describe_security_group_rules").paginate(
+                Filters=[{"Name": "group-id", "Values": chunk}]):
+            for rule in page["SecurityGroupRules"]:
+                ref = (rule.get("ReferencedGroupInfo") or {}).get("GroupId")
+                owner = rule["GroupId"]
+                # A rule blocks deletion when it references one of our groups from another
+                # group (self-references go with the group itself).
+                if ref in ours and ref != owner:
+                    rules.append((owner, rule["SecurityGroupRuleId"], bool(rule["IsEgress"])))
+    plan.sg_rules = sorted(rules)
 
-    sqs = session.client("sqs")
-    events = session.client("events")
+
+def _plan_queues(sqs: Any, events: Any, plan: SweepPlan, c: str) -> None:
+    """The interruption queue (by name or tags) and the EventBridge rules that target it."""
     queue_urls: list[str] = []
     for page in sqs.get_paginator("list_queues").paginate():
         queue_urls += page.get("QueueUrls", [])
@@ -219,4 +222,21 @@ def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
                         plan.event_rules.append(rule_arn)
                         plan._rule_names[rule_arn] = rule_name
     plan.event_rules.sort()
+
+
+def plan_sweep(session: "boto3.Session", cluster_name: str) -> SweepPlan:
+    """Read-only: list everything :func:`sweep` would delete for ``cluster_name``."""
+    if not cluster_name:
+        raise ValueError("cluster_name is empty")
+    c = cluster_name
+    plan = SweepPlan()
+    ec2 = session.client("ec2")
+    _plan_instances(ec2, plan, c)
+    _plan_launch_templates(ec2, plan, c)
+    region = session.region_name or ec2.meta.region_name
+    _plan_instance_profiles(session.client("iam"), plan, c, region)
+    _plan_load_balancers(session.client("elbv2"), plan, c)
+    _plan_enis_and_volumes(ec2, plan, c)
+    _plan_security_groups(ec2, plan, c)
+    _plan_queues(session.client("sqs"), session.client("events"), plan, c)
     return plan

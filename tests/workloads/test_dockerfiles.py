@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.workload
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / ".hadolint.yaml"
 
@@ -169,7 +171,7 @@ def test_copy_lists_every_module_the_image_imports(dockerfile: str) -> None:
 def test_checkov_dockerfile_framework_has_no_finding() -> None:
     """checkov's dockerfile checks on all four files; its one skip per file (CKV_DOCKER_7: the base is an ARG
     whose default is tag-pinned, which checkov cannot read) is an inline comment with its reason."""
-    from infra.check import checkov_binary, run_checkov
+    from infra.check.checkov import checkov_binary, run_checkov
 
     if checkov_binary() is None:
         pytest.fail("checkov is not installed (make deps installs it into .venv-checkov)")

@@ -42,7 +42,7 @@ APP_UID = APP_GID = 10001
 BUILD_TIMEOUT_S = 45 * 60
 SEED_TEXT = "I love using this product!"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.workload, pytest.mark.slow]
 
 if shutil.which("buildah") is None and not os.environ.get("CI"):
     pytest.skip("buildah is not installed (apt-get install -y buildah debootstrap); CI installs it and runs these",

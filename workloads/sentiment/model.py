@@ -17,28 +17,20 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from workloads.sentiment.artifacts import (
-    NEURON_META_FILE,
-    NEURON_MODEL_FILE,
     ModelNotFound,
     ResolvedModel,
     resolve_model_dir,
 )
 from workloads.sentiment.neuron_backend import NeuronPredictor
 from workloads.sentiment.predictor import (
-    DEFAULT_LABELS,
-    NonFiniteOutput,
     Predictor,
     default_threads,
     finite_score,
     sentiment_labels,
 )
 
-# The names callers have always imported from here (the server's loader, bench/serve_bench.py, tests).
-__all__ = [
-    "DEFAULT_LABELS", "NEURON_META_FILE", "NEURON_MODEL_FILE", "ModelNotFound", "NeuronPredictor",
-    "NonFiniteOutput", "Predictor", "ResolvedModel", "TorchPredictor", "check_finite_model", "cpu_quantization",
-    "default_threads", "load_predictor", "neuron_available", "pick_backend", "resolve_model_dir",
-]
+__all__ = ["TorchPredictor", "check_finite_model", "cpu_quantization", "load_predictor", "neuron_available",
+           "pick_backend"]
 
 log = logging.getLogger("sentiment.model")
 

@@ -26,7 +26,6 @@ Standard library otherwise; no torch.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -34,6 +33,12 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Iterable
+
+if not __package__:  # run as a file (the data-prep Job's command): import the package, not this folder's files
+    _HERE = Path(__file__).resolve().parent
+    sys.path[:] = [str(_HERE.parents[1]), *(p for p in sys.path if Path(p or os.curdir).resolve() != _HERE)]
+
+from workloads.common.hashing import data_hash  # noqa: E402  (the trainer's data hash too)
 
 PROG = "data_prep.py"
 HERE = Path(__file__).resolve().parent
@@ -232,16 +237,6 @@ def load_hf(a: argparse.Namespace) -> tuple[list[dict], list[dict] | None]:
     train = rows(split(a.train_split), a.train_split)
     evals = rows(split(a.eval_split), a.eval_split) if a.eval_split else None
     return train, evals
-
-
-def data_hash(train: list[dict], evals: list[dict]) -> str:
-    h = hashlib.sha256()
-    for rows in (train, evals):
-        for r in rows:
-            h.update(json.dumps([r["text"], r["label"]], ensure_ascii=False).encode())
-            h.update(b"\n")
-        h.update(b"\x00")
-    return h.hexdigest()[:10]
 
 
 def write_dataset(out: Path, train: list[dict], evals: list[dict], manifest: dict) -> None:

@@ -1,0 +1,89 @@
+"""The serving replicas' share of the estimate: always on, priced at spot where their pool allows it.
+
+On cpu the Deployment's own requests are packed first into the room the always-on nodes leave, then
+onto new nodes of the cheapest fitting type (one replica per node); on an accelerator, one device
+per replica on the cheapest hosting instance type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from .packing import Packing, best_packing, fill_existing
+from .pods import serving_cpu_pods
+from .table import ACCEL_DIM, Ledger, _cheapest_hosting, _r, pool_types
+
+
+def _serving_cpu(cfg: Any, led: Ledger, pool: Any, ao: Mapping[str, Any], packing: Optional[Packing],
+                 ao_pool: Any) -> tuple[float, dict[str, Any] | None]:
+    serving = cfg.serving
+    spot_ok = "spot" in pool.capacity_types
+    root = pool.root_volume
+    sv_pods = serving_cpu_pods(cfg)
+    shared = ao_pool is not None and pool.name == ao_pool.name and packing is not None
+    # The always-on nodes exist already (and Karpenter never replaces them: do-not-disrupt), so
+    # replicas first take the room they leave, then new nodes of the cheapest fitting type.
+    left = fill_existing(cfg, sv_pods, packing, ao["pod_objects"], led.prices) if shared else sv_pods
+    new_nodes = best_packing(cfg, left, pool, led.prices) if left else None
+    if left and new_nodes is None:
+        led.notes.append(f"serving on cpu: a replica fits no instance type of pool {pool.name}, not priced")
+        return 0.0, None
+    count = len(new_nodes.nodes) if new_nodes else 0
+    itype = new_nodes.instance_type if new_nodes else (packing.instance_type if shared else None)
+    hour = new_nodes.usd_per_hour if new_nodes else 0.0
+    on_shared = len(sv_pods) - len(left)
+    led.add(f"serving: {serving.replicas} cpu replicas ({on_shared} on the always-on nodes, "
+            f"{count} x {itype or '-'} {'spot' if spot_ok else 'on-demand'})", "compute", count,
+            "node", hour / count if count else 0.0, scope="serving",
+            note="the Deployment's own requests, one replica per node (required hostname "
+                 "spread)")
+    vol = led.add(f"serving node root volumes ({count} x {root} GiB gp3)", "storage", count * root,
+                  "GiB", led.gp3_hour, scope="serving")
+    serving_hour = hour + vol["usd_per_hour"]
+    return serving_hour, {"pool": pool.name, "instance_type": itype, "count": count,
+                          "on_always_on_nodes": on_shared,
+                          "capacity_type": "spot" if spot_ok else "on-demand", "usd_per_hour": _r(serving_hour),
+                          "on_demand_usd_per_hour": None}
+
+
+def _serving_accelerated(cfg: Any, led: Ledger, pool: Any) -> tuple[float, dict[str, Any] | None]:
+    serving = cfg.serving
+    types, _ = pool_types(pool, led.prices)
+    dim = ACCEL_DIM.get(pool.accelerator, "vcpu")
+    need = serving.replicas
+    spot_ok = "spot" in pool.capacity_types
+    key = "spot" if spot_ok else "on_demand"
+    best = _cheapest_hosting(types, dim, need, key)
+    od = _cheapest_hosting(types, dim, need, "on_demand")
+    if not best:
+        return 0.0, None
+    name, count, _ = best
+    serving_hour = count * types[name][key]
+    led.add(f"serving: {serving.replicas} replicas on {count} x {name} "
+            f"({'spot' if spot_ok else 'on-demand'})", "compute", count,
+            "node", types[name][key], scope="serving",
+            note=f"one {dim} per replica; on-demand: "
+                 f"${od[2]:.4f}/h" if od else "")
+    root = pool.root_volume
+    vol = led.add(f"serving node root volumes ({count} x {root} GiB gp3)", "storage",
+                  count * root, "GiB", led.gp3_hour, scope="serving")
+    serving_hour += vol["usd_per_hour"]
+    return serving_hour, {"pool": pool.name, "instance_type": name, "count": count,
+                          "capacity_type": "spot" if spot_ok else "on-demand",
+                          "usd_per_hour": _r(serving_hour),
+                          "on_demand_usd_per_hour": _r(od[2] + vol["usd_per_hour"]) if od else None}
+
+
+def serving_items(cfg: Any, led: Ledger, pools: list[Any], ao: Mapping[str, Any], packing: Optional[Packing],
+                  ao_pool: Any) -> tuple[float, dict[str, Any] | None]:
+    """Add the serving line items; returns (serving $/hour, the estimate's ``serving`` field)."""
+    serving = cfg.serving
+    if not serving.enabled:
+        return 0.0, None
+    pool = serving.pool_for(pools)
+    if pool is None:
+        led.notes.append(f"serving on {serving.device}: no matching NodePool, not priced")
+        return 0.0, None
+    if serving.device == "cpu":
+        return _serving_cpu(cfg, led, pool, ao, packing, ao_pool)
+    return _serving_accelerated(cfg, led, pool)

@@ -1,0 +1,104 @@
+"""The sentiment server's deployment plan: names, ports, device table and the settings derived from the config.
+
+Pure, the base of ``manifests.py`` (the objects) and ``autoscaling.py`` (HPA / KEDA). The server
+(``server.py``) never imports it: its settings reach it as environment variables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from infra.conventions import SERVING_PRIORITY_CLASS, WORKLOADS_NAMESPACE
+from infra.config import NodePoolConfig, PlatformConfig
+from infra.versions import IMAGES
+
+NAME = "sentiment"
+NAMESPACE = WORKLOADS_NAMESPACE
+MODELS_CLAIM = "models"
+MODEL_MOUNT = "/models"
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+PORT_NAME = "http"
+RUN_AS = 10001  # UID/GID of the server image's non-root user; a high UID never collides with a host user
+PRIORITY_CLASS = SERVING_PRIORITY_CLASS
+POOL_LABEL = "eks-ml-platform/pool"
+SELECTOR = {"app.kubernetes.io/name": NAME}
+SHUTDOWN_DELAY_S = 10  # keep serving (readyz=503) while endpoints and target groups drop the pod
+GRACEFUL_TIMEOUT_S = 20  # then let in-flight requests finish
+DEREGISTRATION_DELAY_S = 30  # ALB/NLB target group drain time (the AWS default is 300 s)
+# /tmp (HF cache, Prometheus multiprocess files; on inf1 also a start-up neuron-cc compile in NEURON_CACHE_DIR)
+TMP_SIZE = {"inf1": "4Gi", "gpu": "1Gi", "cpu": "1Gi"}
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+# device -> (backend env, extended resource, taint key to tolerate, image key)
+DEVICES: dict[str, tuple[str, Optional[str], Optional[str], str]] = {
+    "inf1": ("neuron", "aws.amazon.com/neuron", "aws.amazon.com/neuron", "sentiment_neuron"),
+    "gpu": ("cuda", "nvidia.com/gpu", "nvidia.com/gpu", "sentiment"),
+    "cpu": ("cpu", None, None, "sentiment"),
+}
+IMAGE_KEY = {"sentiment": "server", "sentiment_neuron": "serverNeuron"}  # IMAGES key -> images.* config key
+
+
+def labels(component: str = "inference") -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": NAME,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "eks-ml-platform",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def meta(namespace: str, *, annotations: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """Every object's metadata: named ``sentiment``, the standard labels, sorted annotations."""
+    out: dict[str, Any] = {"name": NAME, "namespace": namespace, "labels": labels()}
+    if annotations:
+        out["annotations"] = dict(sorted(annotations.items()))
+    return out
+
+
+# ---------------------------------------------------------------- derived settings
+@dataclass(frozen=True)
+class ServingPlan:
+    """Everything the manifests need, derived once from the config."""
+
+    device: str
+    backend: str
+    device_resource: Optional[str]
+    toleration_key: Optional[str]
+    image: str
+    pool: str
+    replicas: int
+    max_replicas: int
+    autoscaler: str  # "hpa" | "keda" | "none"
+    zone_when_unsatisfiable: str
+    max_surge: int
+    max_unavailable: int
+    scheme: str  # internal | internet-facing
+    exposure: str
+    lb_cidrs: tuple[str, ...]
+
+
+def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> ServingPlan:
+    """``images``: the workload images by config key (components/images.py ``refs``); without them the release
+    image of infra/versions.py. ``serving.image`` wins over both."""
+    sv = cfg.serving
+    images = images or {}
+    pool: Optional[NodePoolConfig] = sv.pool_for(cfg.pools)
+    if pool is None:  # the config validation reports this first; keep the component honest anyway
+        raise ValueError(f"serving.device {sv.device}: no node pool fits")
+    backend, resource, taint, image_key = DEVICES[sv.device]
+    most = sv.max_replicas_for(pool)
+    autoscaler = "none" if most <= sv.replicas else ("keda" if sv.keda else "hpa")
+    # One device per replica: a surge pod needs a spare device. When the autoscaler may already use
+    # every device the pool can launch, roll one pod at a time instead (a surge pod would never schedule).
+    limit = sv.device_limit(pool)
+    surge, unavailable = (1, 0) if limit is None or most + 1 <= limit else (0, 1)
+    public = sv.public and cfg.allow_public_load_balancers
+    return ServingPlan(
+        device=sv.device, backend=backend, device_resource=resource, toleration_key=taint,
+        image=sv.image or images.get(IMAGE_KEY[image_key]) or IMAGES[image_key], pool=pool.name, replicas=sv.replicas, max_replicas=most,
+        autoscaler=autoscaler,
+        zone_when_unsatisfiable="DoNotSchedule" if sv.zone_spread_for(cfg.environment) == "required" else "ScheduleAnyway",
+        max_surge=surge, max_unavailable=unavailable, scheme="internet-facing" if public else "internal",
+        exposure=sv.exposure, lb_cidrs=tuple(sv.load_balancer_cidrs or [cfg.vpc.cidr]),
+    )

@@ -1,0 +1,127 @@
+"""The model version rank 0 exports at the end of a run, and the marker that makes a re-run a no-op.
+
+--model-dir/<version>/ holds the model, the tokenizer and metadata.json; it is written to a hidden
+temporary folder, fsynced and renamed into place, then --model-dir/latest (a text file holding the
+version name) is replaced atomically. <checkpoint dir>/exported.json records what was exported, so
+a finished Job that is started again neither retrains nor exports twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from workloads.training import checkpoint as ckpt
+from workloads.training.args import TrainArgs
+from workloads.training.dataset import ID2LABEL
+from workloads.training.distributed import FatalError
+
+log = logging.getLogger("trainer")
+
+MARKER = "exported.json"
+
+
+@dataclass
+class RunSummary:
+    """What metadata.json records about the run besides the arguments."""
+
+    data_hash: str
+    world_size: int
+    global_step: int
+    samples: int
+    eval_samples: int
+    train_samples_per_second: float | None
+    history: list[dict]
+
+
+def already_exported(ckpt_dir: Path, model_dir: Path, global_step: int, data_hash: str) -> bool:
+    """A finished run that is started again (a restarted Job) does not retrain or re-export."""
+    try:
+        mk = json.loads((ckpt_dir / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    version_dir = model_dir / str(mk.get("version"))
+    if mk.get("global_step") == global_step and mk.get("data_hash") == data_hash \
+            and (version_dir / "config.json").is_file():
+        log.info("training already complete: %s holds the model of global step %d; nothing to do",
+                 version_dir, global_step)
+        return True
+    return False
+
+
+def _new_version(root: Path, now: datetime, data_hash: str) -> str:
+    base = f"v{now.strftime('%Y%m%dT%H%M%SZ')}-{data_hash[:8]}"
+    version, i = base, 1
+    while (root / version).exists():
+        i += 1
+        version = f"{base}-{i}"
+    return version
+
+
+def _metadata(a: TrainArgs, run: RunSummary, version: str, acc: float | None, now: datetime) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    sps = run.train_samples_per_second
+    return {
+        "version": version,
+        "base_model": a.base_model,
+        "data_hash": run.data_hash,
+        "eval_accuracy": acc,
+        "eval_history": run.history,
+        "epochs": a.epochs,
+        "samples": run.samples,
+        "eval_samples": run.eval_samples,
+        "global_steps": run.global_step,
+        "batch_size": a.batch_size,
+        "world_size": run.world_size,
+        "lr": a.lr,
+        "max_length": a.max_length,
+        "seed": a.seed,
+        "freeze_embeddings": a.freeze_embeddings,
+        "train_samples_per_second": round(sps, 2) if sps else None,
+        "id2label": {str(k): v for k, v in ID2LABEL.items()},
+        "created_at": now.isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+    }
+
+
+def _point_latest(root: Path, version: str) -> None:
+    latest_tmp = root / "latest.tmp"
+    with open(latest_tmp, "w") as fh:
+        fh.write(version)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(latest_tmp, root / "latest")
+    ckpt._fsync_dir(root)
+
+
+def export(model: Any, tokenizer: Any, a: TrainArgs, run: RunSummary, ckpt_dir: Path) -> tuple[str, Path, Any]:
+    """Write the new version and point `latest` at it: (version, its folder, its eval accuracy).
+    Refuses (FatalError, `latest` unchanged) a model with NaN/inf weights or a non-finite accuracy."""
+    root = a.model_dir
+    root.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc)
+    version = _new_version(root, now, run.data_hash)
+    acc = next((h["eval_accuracy"] for h in reversed(run.history) if h.get("eval_accuracy") is not None), None)
+    if why := ckpt.export_refusal(model.state_dict(), acc):
+        raise FatalError(f"refusing to export: {why}; {root / 'latest'} is unchanged")
+    tmp = root / f".tmp-{version}-{os.getpid()}"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    meta = _metadata(a, run, version, acc, now)
+    (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    for f in tmp.iterdir():  # durable before it becomes visible
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    os.replace(tmp, root / version)
+    _point_latest(root, version)
+    ckpt.atomic_write_bytes(ckpt_dir / MARKER, json.dumps(
+        {"version": version, "global_step": run.global_step, "data_hash": run.data_hash}).encode())
+    log.info("exported %s (eval accuracy %s); %s now points to it", root / version, acc, root / "latest")
+    return version, root / version, acc
