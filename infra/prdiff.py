@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from infra.cost.delta import cost_lines
+
 NODEPOOL_TYPE_PREFIX = "kubernetes:karpenter.sh/"
 HELM_RELEASE_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 MAX_PATHS = 12  # changed leaf paths shown per resource
@@ -172,40 +174,6 @@ def _fmt(value: Any) -> str:
     return f"`{text}`"
 
 
-def _usd(x: Any) -> str:
-    return f"${float(x):,.2f}" if isinstance(x, (int, float)) else "?"
-
-
-def _delta(old: Any, new: Any) -> str:
-    if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
-        return ""
-    d = float(new) - float(old)
-    if abs(d) < 0.005:
-        return " (no change)"
-    return f" ({'+' if d > 0 else '−'}${abs(d):,.2f})"
-
-
-def cost_line(cost: Mapping[str, Any] | None) -> str | None:
-    """One line from ``{"base": cost-json, "head": cost-json}`` (or a bare head cost-json)."""
-    if not cost:
-        return None
-    head = cost.get("head") if "head" in cost or "base" in cost else cost
-    base = cost.get("base") if "head" in cost or "base" in cost else None
-    if not head:
-        return None
-    idle, peak = head.get("idle_usd_per_hour"), head.get("max_usd_per_hour")
-    line = f"**Cost** ({head.get('region', '?')}): idle {_usd(idle)}/h"
-    if base:
-        line += f"{_delta(base.get('idle_usd_per_hour'), idle)}"
-    month = head.get("idle_usd_per_month")
-    if isinstance(month, (int, float)):
-        line += f" ≈ {_usd(month)}/month"
-    line += f", max {_usd(peak)}/h"
-    if base:
-        line += f"{_delta(base.get('max_usd_per_hour'), peak)}"
-    return line + " (on-demand list prices, see `python -m infra cost`)"
-
-
 def to_markdown(diff: Mapping[str, Any], cost: Mapping[str, Any] | None = None) -> str:
     c = diff.get("counts", {})
     stack = diff.get("stack") or "?"
@@ -216,9 +184,9 @@ def to_markdown(diff: Mapping[str, Any], cost: Mapping[str, Any] | None = None) 
         lines.append(f"**{c.get('added', 0)} to add, {c.get('changed', 0)} to change, "
                      f"{c.get('removed', 0)} to remove** ({c.get('base', 0)} → "
                      f"{c.get('head', 0)} resources).")
-    cl = cost_line(cost)
-    if cl:
-        lines += ["", cl]
+    section = cost_lines(cost)
+    if section:
+        lines += ["", *section]
 
     if diff["helm"]:
         lines += ["", "**Helm charts**", "", "| release | chart | base | head |",

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Optional
 from .limits import pools_at_limits
 from .packing import Packing, always_on
 from .serving import serving_items
-from .table import Ledger, PriceTableError, _eks_hourly, _instance, _r, load_prices, quantity_gib
+from .table import Ledger, PriceTableError, _eks_hourly, _instance, _r, known_instance, load_prices, quantity_gib
 
 
 CEPH_NEARFULL_RATIO = 0.85  # Ceph's default mon_osd_nearfull_ratio: HEALTH_WARN above it
@@ -66,8 +66,9 @@ def _idle_cluster(cfg: Any, led: Ledger) -> None:
 
     sn = cfg.cluster.system_nodes
     sys_type = sn.instance_types[0]
+    spec = known_instance(led.prices, sys_type)
     led.add(f"system nodes ({sys_type}, on-demand)", "compute", sn.desired_size,
-            "node", _instance(led.prices, sys_type)["on_demand"], scope="idle",
+            "node", spec["on_demand"] if spec else None, scope="idle",
             note=f"managed node group desiredSize {sn.desired_size} (max {sn.max_size})")
     led.add("system node root volumes (gp3)", "storage",
             sn.desired_size * sn.disk_size_gib, "GiB", led.gp3_hour, scope="idle")
@@ -211,7 +212,7 @@ def estimate(cfg: Any, prices: Mapping[str, Any] | None = None) -> dict[str, Any
     }
     if packing is not None and ao_pool is not None:
         always_on_info.update(_always_on_items(led, ao, packing, ao_pool))
-    idle = sum(i["usd_per_hour"] for i in led.items if i["scope"] == "idle")
+    idle = sum(i["usd_per_hour"] for i in led.items if i["scope"] == "idle" and i["usd_per_hour"] is not None)
 
     # --- serving replicas (always on), then every NodePool at its limits
     serving_hour, serving_info = serving_items(cfg, led, pools, ao, packing, ao_pool)

@@ -194,7 +194,11 @@ def always_on(cfg: Any, prices: Mapping[str, Any]) -> dict[str, Any]:
     if not cfg.addons.karpenter.enabled:
         out["where"] = "system"
         sn = cfg.cluster.system_nodes
-        spec = _instance(prices, sn.instance_types[0])
+        spec = prices["instances"].get(sn.instance_types[0])
+        if spec is None:  # a valid type the price table lacks: no capacity figure to compare with
+            notes.append(f"Karpenter is off: Rook-Ceph and monitoring run on the system node group; "
+                         f"{sn.instance_types[0]} is not in the price table, so its capacity is not compared")
+            return out
         cpu, mem = node_allocatable(spec)
         ds = node_daemonsets(cfg)
         cpu -= sum(c for _, c, _ in ds)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 
-def _money(x: float) -> str:
+def _money(x: float | None) -> str:
+    if x is None:
+        return "unknown price"
     return f"${x:,.2f}" if x >= 1 else f"${x:,.4f}"
 
 
@@ -19,7 +21,8 @@ def format_text(est: Mapping[str, Any]) -> str:
             return
         lines.append(title)
         for i in rows:
-            lines.append(f"  {i['name']:<72} {_money(i['usd_per_hour']):>10}/h")
+            price = i["usd_per_hour"]
+            lines.append(f"  {i['name']:<72} {_money(price) + ('/h' if price is not None else ''):>12}")
         lines.append("")
 
     section("Idle (no jobs, NodePools at zero):", "idle")

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 PRICES_DIR = Path(__file__).resolve().parents[1] / "prices"
 REPO = Path(__file__).resolve().parents[2]
@@ -48,12 +48,21 @@ def _r(x: float) -> float:
     return round(x, 4)
 
 
-def _item(name: str, category: str, quantity: float, unit: str, unit_usd_per_hour: float,
+UNKNOWN_PRICE = "unknown price: not in the price table, left out of the totals"
+
+
+def _item(name: str, category: str, quantity: float, unit: str, unit_usd_per_hour: Optional[float],
           hpm: float, *, scope: str, note: str = "") -> dict[str, Any]:
-    per_hour = quantity * unit_usd_per_hour
-    out = {"name": name, "category": category, "scope": scope, "quantity": quantity, "unit": unit,
-           "unit_usd_per_hour": _r(unit_usd_per_hour), "usd_per_hour": _r(per_hour),
-           "usd_per_month": round(per_hour * hpm, 2)}
+    """One line item. ``unit_usd_per_hour`` None: the table has no price for it (usd fields None)."""
+    if unit_usd_per_hour is None:
+        note = f"{note}; {UNKNOWN_PRICE}" if note else UNKNOWN_PRICE
+        out = {"name": name, "category": category, "scope": scope, "quantity": quantity, "unit": unit,
+               "unit_usd_per_hour": None, "usd_per_hour": None, "usd_per_month": None}
+    else:
+        per_hour = quantity * unit_usd_per_hour
+        out = {"name": name, "category": category, "scope": scope, "quantity": quantity, "unit": unit,
+               "unit_usd_per_hour": _r(unit_usd_per_hour), "usd_per_hour": _r(per_hour),
+               "usd_per_month": round(per_hour * hpm, 2)}
     if note:
         out["note"] = note
     return out
@@ -81,12 +90,17 @@ class Ledger:
         """gp3 $/GiB-hour."""
         return self.svc["gp3_per_gb_month"] / self.hpm
 
-    def add(self, name: str, category: str, quantity: float, unit: str, unit_usd_per_hour: float, *,
+    def add(self, name: str, category: str, quantity: float, unit: str, unit_usd_per_hour: Optional[float], *,
             scope: str, note: str = "") -> dict[str, Any]:
         """Append one line item (see :func:`_item`) and return it."""
         item = _item(name, category, quantity, unit, unit_usd_per_hour, self.hpm, scope=scope, note=note)
         self.items.append(item)
         return item
+
+
+def known_instance(prices: Mapping[str, Any], itype: str) -> Optional[Mapping[str, Any]]:
+    """The table's entry for ``itype``, or None (a valid type the table lacks: its price is unknown)."""
+    return prices["instances"].get(itype)
 
 
 def _instance(prices: Mapping[str, Any], itype: str) -> Mapping[str, Any]:

@@ -161,6 +161,9 @@ def summarize(cfg: PlatformConfig, preview: dict[str, Any], manifests: list) -> 
         lines += ["", f"Cost estimate: idle ${est['idle_usd_per_hour']:.2f}/h "
                       f"(${est['idle_usd_per_hour'] * 730:,.0f}/month), "
                       f"max ${est['max_usd_per_hour']:.2f}/h with every NodePool at its limits"]
+        unknown = [i["name"] for i in est["items"] if i["usd_per_hour"] is None]
+        if unknown:
+            lines.append(f"  unknown price (not in the price table, left out): {', '.join(unknown)}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ import copy
 import json
 
 from infra import prdiff
+from tests.conftest import REPO
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -147,3 +148,25 @@ def test_main_missing_base_counts_everything_as_added(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "**6 to add" in out and "No base preview" in out
     assert prdiff.main(["--base", str(tmp_path / "head"), "--head", str(tmp_path / "nope")]) == 2
+
+
+def test_a_serving_replica_change_shows_every_cost_figure_and_the_item_that_moved():
+    """dev with serving.replicas 3 -> 4: the idle figure does not move, idle-with-serving does, and the
+    comment says which item moved and by how much."""
+    from infra.config import from_flat, merged_stack_config
+    from infra.cost import estimate
+
+    flat = merged_stack_config("dev", REPO)
+    base = estimate(from_flat(flat, stack="dev"))
+    more = dict(flat)
+    more["eks-ml-platform:serving"] = {**flat["eks-ml-platform:serving"], "replicas": 4}
+    head = estimate(from_flat(more, stack="dev"))
+    d = prdiff.diff_previews(preview(base_steps()), preview(base_steps()))
+    md = prdiff.to_markdown(d, {"base": base, "head": head})
+    serving_delta = head["idle_with_serving_usd_per_hour"] - base["idle_with_serving_usd_per_hour"]
+    assert serving_delta > 0.05
+    assert f"| idle | ${base['idle_usd_per_hour']:,.2f}/h | ${head['idle_usd_per_hour']:,.2f}/h | no change |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| idle with always-on serving |"))
+    assert row.endswith(f"| +${serving_delta:,.2f} |"), row
+    moved = [line for line in md.splitlines() if line.startswith("- serving: 3 replicas")]
+    assert moved and "→ serving: 4 replicas on 4 x inf1.xlarge" in moved[0] and "(+$" in moved[0], md

@@ -439,3 +439,25 @@ def test_cpu_pool_max_only_fills_what_the_always_on_nodes_leave(stacks):
             PRICES["instances"][i["type"]]["vcpu"] * i["count"] for i in pool["max_on_demand"]["instances"])
         assert used <= cfg.pools[0].limits.cpu
         assert by_name(est, f"pool cpu at its limits beyond its {pool['idle_nodes']} always-on nodes")
+
+
+def test_a_valid_instance_type_the_price_table_lacks_is_an_unknown_price_not_a_crash(tmp_path):
+    """m5.large is a real system node type the us-west-2 table does not list: that item is marked, the
+    totals leave it out, and the render's summary says so."""
+    from infra.cost.report import format_text
+    from infra.preview.render import render
+
+    est = estimate(_cfg(cluster={"name": "ml-x", "systemNodes": {"instanceTypes": ["m5.large"]}}))
+    unknown = [i for i in est["items"] if i["usd_per_hour"] is None]
+    assert [i["name"] for i in unknown] == ["system nodes (m5.large, on-demand)"]
+    assert "unknown price" in unknown[0]["note"]
+    known = sum(i["usd_per_hour"] for i in est["items"] if i["scope"] == "idle" and i["usd_per_hour"] is not None)
+    assert est["idle_usd_per_hour"] == pytest.approx(known, abs=0.001)
+    assert "system nodes (m5.large, on-demand)" in format_text(est) and "unknown price" in format_text(est)
+
+    (tmp_path / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    stack = (REPO / "Pulumi.dev.yaml").read_text().replace('instanceTypes: ["m6i.large"]', 'instanceTypes: ["m5.large"]')
+    assert "m5.large" in stack
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack)
+    result = render("dev", tmp_path / "out", project_dir=tmp_path)
+    assert "unknown price (not in the price table, left out): system nodes (m5.large, on-demand)" in result.summary
