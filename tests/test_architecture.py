@@ -215,7 +215,7 @@ def test_tests_mirror_the_code_tree_and_declare_their_kind():
     """Each test module sits under the folder of the code it tests and says what kind of test it is."""
 
     tests = REPO / "tests"
-    allowed_roots = {"infra", "components", "workloads", "policy", "ci"}
+    allowed_roots = {"infra", "components", "workloads", "policy", "bench", "ci"}
     bad_place, no_kind = [], []
     for path in sorted(tests.rglob("test_*.py")):
         rel = path.relative_to(tests)

@@ -350,11 +350,70 @@ def test_the_workload_namespace_is_the_conventions_one():
     assert not check_workload_image_pinned(deployment(pod, ns="elsewhere"))
 
 
-def test_policy_pack_wraps_every_rule_as_mandatory():
-    src = (REPO / "policy" / "__main__.py").read_text()
-    ast.parse(src)
-    assert "PolicyPack(" in src and "EnforcementLevel.MANDATORY" in src
-    assert "for rule_id, description in rules.RULES.items()" in src
+class _RecordedPack:
+    """Stands in for pulumi_policy.PolicyPack: records the pack instead of starting the analyzer's server."""
+
+    packs: list["_RecordedPack"] = []
+
+    def __init__(self, name, enforcement_level=None, policies=None, **_):
+        self.name, self.enforcement_level, self.policies = name, enforcement_level, list(policies or [])
+        _RecordedPack.packs.append(self)
+
+
+class _Args:
+    """The parts of ResourceValidationArgs the pack's validators read."""
+
+    def __init__(self, state: dict, config: dict | None = None):
+        self.resource_type, self.props, self.urn = state["type"], state["inputs"], state["urn"]
+        self.name = state["urn"].split("::")[-1]
+        self._config = config or {}
+
+    def get_config(self):
+        return self._config
+
+
+def _run_pack(monkeypatch):
+    import runpy
+
+    import pulumi_policy
+
+    _RecordedPack.packs = []
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", _RecordedPack)
+    runpy.run_path(str(REPO / "policy" / "__main__.py"), run_name="__main__")
+    assert len(_RecordedPack.packs) == 1
+    return _RecordedPack.packs[0]
+
+
+def _violations(pack, states, config=None):
+    out = []
+    for policy in pack.policies:
+        for state in states:
+            policy.validate(_Args(state, config), lambda message, urn=None, p=policy: out.append((p.name, message)))
+    return out
+
+
+def test_the_policy_pack_runs_every_rule_as_mandatory_and_passes_the_dev_stack(monkeypatch, dev):
+    from pulumi_policy import EnforcementLevel
+
+    pack = _run_pack(monkeypatch)
+    assert pack.name == "eks-ml-platform" and pack.enforcement_level == EnforcementLevel.MANDATORY
+    assert [p.name for p in pack.policies] == list(rules.RULES)
+    assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in pack.policies)
+    states = [st["newState"] for st in dev.preview["steps"]]
+    # the analyzer sees raw inputs (not check's defaulted objects), and Pulumi secrets unwrapped
+    assert _violations(pack, states) == []
+
+
+def test_the_policy_pack_reports_a_planted_public_load_balancer(monkeypatch):
+    pack = _run_pack(monkeypatch)
+    svc = {"type": "kubernetes:core/v1:Service", "urn": "urn:pulumi:dev::p::kubernetes:core/v1:Service::public",
+           "inputs": service({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"})}
+    found = _violations(pack, [svc])
+    assert [name for name, _ in found] == ["no-public-load-balancer"], found
+    assert _violations(pack, [svc], config={"allowPublicLoadBalancers": True}) == []
+
+
+def test_policy_pack_metadata():
     import yaml
 
     meta = yaml.safe_load((REPO / "policy" / "PulumiPolicy.yaml").read_text())

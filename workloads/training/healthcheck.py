@@ -10,15 +10,16 @@ import sys
 import urllib.request
 
 
-def main() -> int:
+def main(proc: str = "/proc/1") -> int:
+    """0 healthy, 1 not; ``proc`` is PID 1's /proc folder (the container's main process)."""
     try:
-        argv = open("/proc/1/cmdline", "rb").read().decode(errors="replace").split("\0")
+        argv = open(f"{proc}/cmdline", "rb").read().decode(errors="replace").split("\0")
     except OSError:
         return 0
     if not any(a.endswith("train.py") for a in argv):
         return 0
     try:  # only rank 0 (torchrun: node rank 0) serves metrics
-        env = dict(kv.split("=", 1) for kv in open("/proc/1/environ", "rb").read().decode(errors="replace")
+        env = dict(kv.split("=", 1) for kv in open(f"{proc}/environ", "rb").read().decode(errors="replace")
                    .split("\0") if "=" in kv)
     except OSError:
         env = {}

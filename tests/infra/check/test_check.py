@@ -65,11 +65,19 @@ def test_crd_schema_catches_unknown_fields_and_bad_enums():
 
 
 def test_core_schema_is_strict():
-    bad = yaml.safe_load(yaml.safe_dump(DEPLOYMENT))
-    bad["spec"]["replicas"] = "two"
-    bad["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
-    found = findings([bad])
-    assert any(f.startswith("[core-schema] Deployment/default/web:") for f in found), found
+    """An unknown field alone (strictness) and a type error alone are each reported, on their own objects:
+    the validator reports one core-schema finding per object, so planting both in one object proves nothing."""
+    unknown = yaml.safe_load(yaml.safe_dump(DEPLOYMENT))
+    unknown["metadata"]["name"] = "unknown-field"
+    unknown["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    wrong_type = yaml.safe_load(yaml.safe_dump(DEPLOYMENT))
+    wrong_type["metadata"]["name"] = "wrong-type"
+    wrong_type["spec"]["replicas"] = "two"
+    found = findings([unknown, wrong_type, yaml.safe_load(yaml.safe_dump(DEPLOYMENT))])
+    strict = [f for f in found if f.startswith("[core-schema] Deployment/default/unknown-field:")]
+    assert strict and "imagePullPolicyy" in strict[0], found
+    assert any(f.startswith("[core-schema] Deployment/default/wrong-type:") and "two" in f for f in found), found
+    assert not [f for f in found if "Deployment/default/web:" in f]  # the unchanged object passes
 
 
 def test_unknown_kinds_are_reported_not_passed():
