@@ -3,6 +3,7 @@
 
     python bench/serve_bench.py --model-dir MODEL_DIR [--device cpu|cuda] [--out bench/results/serve.json]
     python bench/serve_bench.py --variants --model-dir MODEL_DIR      # CPU: fp32 vs int8 vs ONNX Runtime
+    python bench/serve_bench.py --goodput [--model-dir MODEL_DIR]     # overload: 8 vs 256 clients, 16 texts each
 
 One run measures three figures on loopback, under the same load (``--concurrency``
 clients, each sending one text per request, like the seed's curl, back to back
@@ -17,6 +18,12 @@ on a keep-alive connection, for ``--duration`` seconds or ``--max-requests``):
 and prints req/s, p50 and p99 latency, and the ratios server/baseline and
 server/ceiling, with the targets (>= 5x baseline req/s at equal or better p99;
 >= 60 % of the ceiling). ``--out`` writes all of it as JSON.
+
+``--goodput`` instead measures the server alone under overload: clients sending
+``--texts-per-request`` texts a request (16), first 8 clients, then 256, back to
+back with no back-off (a 503 is answered by the next request at once), and
+prints goodput, the texts/s answered 200, for each; the target is that 256
+clients keep at least 50 % of the 8-client goodput (load shedding, not collapse).
 
 The load generator is a minimal asyncio HTTP/1.1 client (pre-encoded requests,
 keep-alive, reconnect when the server closes) so that on a small machine it
@@ -241,12 +248,38 @@ def _parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--variants", action="store_true", help="only the CPU fp32/int8/ONNX comparison")
     ap.add_argument("--threads", type=int, default=0, help="--variants: torch/ORT threads (0 = all cores)")
+    ap.add_argument("--goodput", action="store_true", help="only the overload scenario: goodput at 8 vs 256 clients")
+    ap.add_argument("--goodput-clients", type=int, nargs=2, default=[8, 256], metavar=("FEW", "MANY"))
+    ap.add_argument("--texts-per-request", type=int, default=16, help="--goodput: texts in each request")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     return ap.parse_args(argv)
 
 
+def run_goodput(port: int, texts: List[str], args) -> Dict:
+    """--goodput: the texts/s answered 200 with few and with many clients, and their ratio."""
+    per = args.texts_per_request
+    reqs = [_post("/analyze", json.dumps({"texts": [texts[(i * per + k) % len(texts)] for k in range(per)]}).encode(),
+                  port) for i in range(64)]
+    out: Dict = {}
+    for clients in args.goodput_clients:
+        if args.warmup > 0:
+            asyncio.run(_drive(port, reqs, clients, args.warmup, 10 ** 9))
+        res = asyncio.run(_drive(port, reqs, clients, args.duration, args.max_requests))
+        res["goodput_texts_per_s"] = round(res["ok"] * per / res["elapsed_s"], 1)
+        print(f"  {clients:>4} clients  goodput {res['goodput_texts_per_s']:>7.1f} texts/s   p50 {res['p50_ms']} ms"
+              f"   p99 {res['p99_ms']} ms   statuses {res['statuses']}   transport errors {res['transport_errors']}",
+              flush=True)
+        out[str(clients)] = res
+    few, many = (out[str(c)]["goodput_texts_per_s"] for c in args.goodput_clients)
+    out["ratio_many_over_few"] = round(many / max(few, 1e-9), 3)
+    out["target_ge_50pct"] = out["ratio_many_over_few"] >= 0.5
+    print(f"  goodput ratio {args.goodput_clients[1]}/{args.goodput_clients[0]} clients: "
+          f"{out['ratio_many_over_few']} (target >= 0.5: {out['target_ge_50pct']})")
+    return out
+
+
 def _serve_and_load(result: Dict, args, model_dir: str, texts: List[str], tmp: Path) -> None:
-    """The server, then (unless --skip-baseline) the seed's Flask app, each under the same load."""
+    """The server, then (unless --skip-baseline or --goodput) the seed's Flask app, each under the same load."""
     env = dict(os.environ, MODEL_DIR=model_dir, HOST="127.0.0.1", BACKEND=args.device,
                MAX_BATCH_SIZE=str(args.batch_size), CPU_QUANTIZE=args.quantize, LOG_LEVEL="warning")
     for kv in args.server_env:
@@ -259,6 +292,9 @@ def _serve_and_load(result: Dict, args, model_dir: str, texts: List[str], tmp: P
                      port, tmp)
     try:
         server.wait_ready(_post("/analyze", probe, port))
+        if args.goodput:
+            result["goodput"] = run_goodput(port, texts, args)
+            return
         result["server"] = run_load("server", port, texts, args)
         status, body = asyncio.run(_one_request("127.0.0.1", port, _get("/metrics", port)))
         result["server"]["batch_size_mean"] = _mean_batch(body.decode())
@@ -320,6 +356,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.variants:
         print(f"CPU variants on {len(texts)} eval texts:")
         result["variants"] = measure_variants(model_dir, rows, min(args.duration, 5.0), args.batch_size, args.threads)
+        _write(args.out, result)
+        return 0
+
+    if args.goodput:
+        print(f"overload: {args.texts_per_request} texts a request, {args.goodput_clients} clients, "
+              f"{args.duration:.0f}s each (+{args.warmup:.0f}s warm-up), device {args.device}")
+        _serve_and_load(result, args, model_dir, texts, tmp)
         _write(args.out, result)
         return 0
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from typing import Any, Optional
 
 from workloads.sentiment.config import Settings
 from workloads.sentiment.lifecycle import AppState, ModelLoader
-from workloads.sentiment.payload import BadRequest, read_texts
+from workloads.sentiment.payload import BadRequest, body_cost_estimate, read_texts
+from workloads.sentiment.shedding import ShedAnswer, Shedder
+from workloads.sentiment.shedding import retry_after as _retry_after
 
 log = logging.getLogger("sentiment.server")
 
@@ -42,8 +43,15 @@ def error(status: int, message: str, detail: Any = None, headers: Optional[dict]
     return json_response(status, {"error": message, "detail": detail}, headers)
 
 
-def _retry_after(seconds: float) -> dict:
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+#: On an answer given before the request's body was read: the rest of the body is not waited for.
+CLOSE = {"Connection": "close"}
+
+
+async def _shed(answer: ShedAnswer):
+    """The 503 of ``answer``, after its hold (see ``shedding``)."""
+    if answer.hold_s > 0:
+        await asyncio.sleep(answer.hold_s)
+    return error(answer.status, answer.message, answer.detail, answer.headers)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -56,6 +64,7 @@ class _Handlers:
         self.state = state
         self.settings = state.settings
         self.metrics = metrics
+        self.shedder = Shedder(self.settings.shed_prompt_per_s)
 
     async def healthz(self, request):
         return json_response(200, {"status": "ok"})
@@ -79,9 +88,13 @@ class _Handlers:
         from starlette.requests import ClientDisconnect
 
         try:
+            shed = self.shed_check(request.headers.get("content-length"))
+            if shed is not None:
+                self.metrics.rejected_total.labels("queue_full").inc()
+                return await _shed(shed)
             texts, _single = await read_texts(request, self.settings)
         except BadRequest as exc:
-            return error(exc.status, exc.message, exc.detail)
+            return error(exc.status, exc.message, exc.detail, CLOSE if exc.body_unread else None)
         except ClientDisconnect:
             return error(400, "client disconnected before sending the whole body")
         batcher = self.state.batcher
@@ -89,6 +102,22 @@ class _Handlers:
             self.metrics.rejected_total.labels("not_ready").inc()
             return error(503, "model not loaded yet", {"error": self.state.load_error}, _retry_after(2))
         return await self._predict(batcher, texts)
+
+    def shed_check(self, content_length) -> Optional[ShedAnswer]:
+        """The 503 (+ ``Connection: close``) for a ``POST /analyze`` of this Content-Length (bytes or str,
+        None when chunked) when the queue has no room for it, else None: decided from the head alone,
+        so a shed request costs no body read and no JSON parse. Asked by the connection protocol
+        (``http_guard``) before the request reaches the app, and by ``analyze`` itself."""
+        batcher = self.state.batcher
+        if batcher is None or not self.state.ready:
+            return None
+        try:
+            n = int(content_length) if content_length is not None else None
+        except ValueError:
+            return None  # a 400, from the parser or from read_texts
+        if batcher.admits(1, body_cost_estimate(n, self.settings)):
+            return None
+        return self.shedder.queue_full(batcher.depth, batcher.queued_cost, batcher.retry_after_s(), close=True)
 
     async def _predict(self, batcher, texts):
         """The batcher's answer as JSON, or the shedding answer: 503 queue full / draining, 504 deadline."""
@@ -102,7 +131,7 @@ class _Handlers:
             results = await batcher.submit_async(texts, timeout_s=timeout_s)
         except QueueFull as exc:
             rejected.labels("queue_full").inc()
-            return error(503, "server busy: queue full", {"queued_texts": exc.depth}, _retry_after(exc.retry_after_s))
+            return await _shed(self.shedder.queue_full(exc.depth, exc.cost, exc.retry_after_s, close=False))
         except BatcherClosed:
             rejected.labels("draining").inc()
             return error(503, "server shutting down", None, _retry_after(1))
@@ -167,6 +196,9 @@ def create_app(settings: Optional[Settings] = None, *, model_loader: Optional[Mo
         exception_handlers={HTTPException: h.http_error, Exception: h.server_error},
         lifespan=state.lifespan,
     )
+    # No redirect built from the Host header: /analyze/ is a 404 like any unknown path, not a 307.
+    starlette_app.router.redirect_slashes = False
     app = _with_request_metrics(starlette_app, h.metrics)
     app.state = state  # type: ignore[attr-defined]
+    app.shed = h.shed_check  # type: ignore[attr-defined]  # for the connection protocol (lifecycle.uvicorn_config)
     return app

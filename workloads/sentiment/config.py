@@ -35,12 +35,29 @@ ENV_DOC = {
     "MAX_BATCH_WAIT_MS": ("5", "How long the batcher waits for more requests after the first one arrives "
                           "(only when the model is idle; under load batches form while the previous one runs)."),
     "MAX_QUEUE": ("512", "Most texts waiting for the model. When full, /analyze answers 503 with Retry-After at once."),
+    "MAX_QUEUE_TOKENS": ("0", "Most work waiting for the model, in estimated tokens (a text: its characters / 4, "
+                         "at most MAX_SEQ_LEN, + 2); 0 = MAX_QUEUE x 64. Long texts fill it sooner than short "
+                         "ones: over it, 503 with Retry-After."),
+    "MAX_QUEUE_WAIT_S": ("0", "Most estimated seconds of queued work (tokens x the measured seconds per token); "
+                         "a request that would wait longer is shed with 503 instead of timing out with 504. "
+                         "0 = REQUEST_TIMEOUT_S / 2."),
+    "SHED_PROMPT_PER_S": ("20", "503s (queue full) answered at once per second; beyond that rate each is held for "
+                          "its Retry-After (at most 5 s) first, so clients retrying at once cannot take the CPU "
+                          "the model needs."),
     "MAX_TEXTS": ("64", "Most texts in one request's `texts` list (more: 413)."),
     "MAX_TEXT_CHARS": ("5000", "Longest text in characters (longer: 413, rejected, not truncated). The tokenizer "
                        "always truncates to MAX_SEQ_LEN tokens as well."),
     "MAX_SEQ_LEN": ("256", "Tokenizer truncation length in tokens (capped at the model's max positions)."),
     "MAX_BODY_BYTES": ("262144", "Largest request body; enforced from Content-Length and while streaming (413)."),
     "REQUEST_TIMEOUT_S": ("10", "Deadline for one /analyze request, queueing included (504 after it)."),
+    "MAX_HEADER_BYTES": ("16384", "Largest request head (request line and headers) in bytes, counted before "
+                         "parsing (more: 431, connection closed)."),
+    "MAX_HEADERS": ("100", "Most request headers (more: 431, connection closed)."),
+    "HEADER_TIMEOUT_S": ("10", "Time for a request's head to arrive, from its first byte or from the connection's "
+                         "opening (slower: 408, connection closed; a connection that sent nothing is closed)."),
+    "BODY_TIMEOUT_S": ("30", "Time for a request's whole body to arrive, from the end of its head (slower: 408, "
+                       "connection closed)."),
+    "KEEPALIVE_TIMEOUT_S": ("15", "How long an idle keep-alive connection stays open between requests."),
     "SHUTDOWN_DELAY_S": ("0", "On SIGTERM: seconds to keep serving with /readyz=503 before closing the listener "
                          "(lets Kubernetes take the pod out of the Service first)."),
     "GRACEFUL_TIMEOUT_S": ("25", "After that, how long in-flight requests may take before they are cancelled."),
@@ -113,11 +130,19 @@ class Settings:
     max_batch_size: int
     max_batch_wait_ms: float
     max_queue: int
+    max_queue_tokens: int
+    max_queue_wait_s: float
+    shed_prompt_per_s: float
     max_texts: int
     max_text_chars: int
     max_seq_len: int
     max_body_bytes: int
     request_timeout_s: float
+    max_header_bytes: int
+    max_headers: int
+    header_timeout_s: float
+    body_timeout_s: float
+    keepalive_timeout_s: float
     shutdown_delay_s: float
     graceful_timeout_s: float
     neuron_model: str
@@ -142,11 +167,19 @@ class Settings:
             max_batch_size=_int(env, "MAX_BATCH_SIZE", 1, 4096),
             max_batch_wait_ms=_float(env, "MAX_BATCH_WAIT_MS", 0.0),
             max_queue=_int(env, "MAX_QUEUE", 1),
+            max_queue_tokens=_int(env, "MAX_QUEUE_TOKENS", 0),
+            max_queue_wait_s=_float(env, "MAX_QUEUE_WAIT_S", 0.0),
+            shed_prompt_per_s=_float(env, "SHED_PROMPT_PER_S", 0.0),
             max_texts=_int(env, "MAX_TEXTS", 1),
             max_text_chars=_int(env, "MAX_TEXT_CHARS", 1),
             max_seq_len=_int(env, "MAX_SEQ_LEN", 8, 8192),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 64),
             request_timeout_s=_float(env, "REQUEST_TIMEOUT_S", 0.001),
+            max_header_bytes=_int(env, "MAX_HEADER_BYTES", 256, 1 << 24),
+            max_headers=_int(env, "MAX_HEADERS", 1, 100000),
+            header_timeout_s=_float(env, "HEADER_TIMEOUT_S", 0.01),
+            body_timeout_s=_float(env, "BODY_TIMEOUT_S", 0.01),
+            keepalive_timeout_s=_float(env, "KEEPALIVE_TIMEOUT_S", 0.01),
             shutdown_delay_s=_float(env, "SHUTDOWN_DELAY_S", 0.0),
             graceful_timeout_s=_float(env, "GRACEFUL_TIMEOUT_S", 0.0),
             neuron_model=_get(env, "NEURON_MODEL"),
@@ -158,6 +191,16 @@ class Settings:
             access_log=_bool(env, "ACCESS_LOG"),
         )
         return s
+
+    @property
+    def queue_tokens(self) -> int:
+        """MAX_QUEUE_TOKENS, 0 resolved: MAX_QUEUE texts of 64 tokens."""
+        return self.max_queue_tokens or self.max_queue * 64
+
+    @property
+    def queue_wait_s(self) -> float:
+        """MAX_QUEUE_WAIT_S, 0 resolved: half the request deadline, so what is admitted is served in time."""
+        return self.max_queue_wait_s or self.request_timeout_s / 2
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -13,6 +13,7 @@ model (``model.load_predictor``), tests pass one that returns what they need.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -20,6 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Callable, List, Optional, Tuple
 
 from workloads.sentiment.config import Settings
+from workloads.sentiment.payload import text_cost
 from workloads.sentiment.predictor import finite_score
 
 log = logging.getLogger("sentiment.server")
@@ -94,7 +96,9 @@ class AppState:
         s = self.settings
         return MicroBatcher(
             predict, max_batch_size=s.max_batch_size, max_wait_s=s.max_batch_wait_ms / 1000.0,
-            max_queue=s.max_queue, on_batch=on_batch, on_depth=metrics.queue_depth.set, name="sentiment-batcher",
+            max_queue=s.max_queue, cost=functools.partial(text_cost, max_seq_len=s.max_seq_len),
+            max_queue_cost=s.queue_tokens, max_queue_wait_s=s.queue_wait_s,
+            on_batch=on_batch, on_depth=metrics.queue_depth.set, name="sentiment-batcher",
         )
 
     # ------------------------------------------------------------------ draining
@@ -122,13 +126,26 @@ class AppState:
 
 
 # --------------------------------------------------------------------------- running
-def _uvicorn_config(app, settings: Settings):
+def http_limits(settings: Settings):
+    """The per-connection bounds of ``http_guard`` from the settings."""
+    from workloads.sentiment.http_guard import HttpLimits
+
+    return HttpLimits(max_header_bytes=settings.max_header_bytes, max_headers=settings.max_headers,
+                      header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s)
+
+
+def uvicorn_config(app, settings: Settings):
+    """uvicorn on the guarded httptools protocol (``http_guard``), which sheds with the app's ``shed``
+    check before a request reaches the app; no WebSocket support: an HTTP-only API."""
     import uvicorn
+
+    from workloads.sentiment.http_guard import protocol_factory
 
     return uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         access_log=settings.access_log, lifespan="on", server_header=False,
-        timeout_graceful_shutdown=settings.graceful_timeout_s, timeout_keep_alive=15,
+        http=protocol_factory(http_limits(settings), getattr(app, "shed", None)), ws="none",
+        timeout_graceful_shutdown=settings.graceful_timeout_s, timeout_keep_alive=settings.keepalive_timeout_s,
     )
 
 
@@ -161,7 +178,7 @@ def run_server(app, settings: Settings, sockets=None) -> int:
         def handle_exit(self, sig, frame):  # signal handler (main thread)
             _drain_on_signal(self, state, settings, sig)
 
-    server = DrainingServer(_uvicorn_config(app, settings))
+    server = DrainingServer(uvicorn_config(app, settings))
 
     def fatal() -> None:
         server.should_exit = True

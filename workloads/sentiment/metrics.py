@@ -49,7 +49,9 @@ METRIC_NAMES = [
     MODEL_READY,           # gauge     1 once loaded and warmed, 0 before and while draining
     MODEL_LOAD_SECONDS,    # gauge     seconds the load + warm-up took
     PREDICTIONS_TOTAL,     # counter   {label} texts answered per label (drift signal)
-    REJECTED_TOTAL,        # counter   {reason} requests shed: queue_full, timeout, not_ready, draining
+    REJECTED_TOTAL,        # counter   {reason} requests shed: queue_full, timeout, not_ready, draining;
+    #                                   refused by the connection protocol: header_too_large,
+    #                                   header_timeout, body_timeout, bad_framing
 ]
 
 #: Label values of ``endpoint``: fixed, so unknown paths cannot blow up cardinality.
@@ -80,7 +82,7 @@ model_ready = Gauge(MODEL_READY, "1 when the model is loaded and warmed and not 
 model_load_seconds = Gauge(MODEL_LOAD_SECONDS, "Seconds the model load and warm-up took.",
                            multiprocess_mode="livemax")
 predictions_total = Counter(PREDICTIONS_TOTAL, "Texts classified, by predicted label.", ["label"])
-rejected_total = Counter(REJECTED_TOTAL, "Requests shed before inference, by reason.", ["reason"])
+rejected_total = Counter(REJECTED_TOTAL, "Requests shed or refused before inference, by reason.", ["reason"])
 
 
 def endpoint_label(path: str) -> str:

@@ -13,34 +13,63 @@ from workloads.sentiment.config import Settings
 
 JSON_TYPES = ("application/json",)
 
+#: Characters per token, roughly, of English WordPiece text: the queue's unit of work is a token estimate.
+CHARS_PER_TOKEN = 4
+#: Tokens the tokenizer adds to every text ([CLS] and [SEP]).
+SPECIAL_TOKENS = 2
+
 
 class BadRequest(Exception):
-    """A request the server refuses: its HTTP status, a one-line message and a JSON-able detail."""
+    """A request the server refuses: its HTTP status, a one-line message and a JSON-able detail.
 
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+    ``body_unread``: refused before the whole body was read, so the answer closes the connection."""
+
+    def __init__(self, status: int, message: str, detail: Any = None, body_unread: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.body_unread = body_unread
+
+
+def text_cost(text: str, max_seq_len: int) -> int:
+    """A text's estimated tokens, as the tokenizer will truncate it: the batch queue's unit of work."""
+    return min(max_seq_len, -(-len(text) // CHARS_PER_TOKEN)) + SPECIAL_TOKENS
+
+
+def declared_length(headers) -> Optional[int]:
+    """Content-Length as a number; None when absent (chunked). An invalid one is a 400."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return None
+    try:
+        return int(declared)
+    except ValueError:
+        raise BadRequest(400, "invalid Content-Length", declared, body_unread=True) from None
+
+
+def body_cost_estimate(content_length: Optional[int], settings: Settings) -> int:
+    """A request's estimated tokens from its Content-Length alone (unknown: one short text),
+    capped at MAX_TEXTS full-length texts: the load-shedding check before the body is read."""
+    most = settings.max_texts * (settings.max_seq_len + SPECIAL_TOKENS)
+    if not content_length:
+        return SPECIAL_TOKENS + 1
+    return min(most, -(-content_length // CHARS_PER_TOKEN) + SPECIAL_TOKENS)
 
 
 async def read_body_limited(request, limit: int) -> bytes:
     """The body, refusing (413) as soon as it is known to exceed ``limit`` bytes:
     from Content-Length before reading, else while the stream arrives."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            n = int(declared)
-        except ValueError:
-            raise BadRequest(400, "invalid Content-Length", declared) from None
-        if n > limit:
-            raise BadRequest(413, "request body too large", {"max_body_bytes": limit, "content_length": n})
+    n = declared_length(request.headers)
+    if n is not None and n > limit:
+        raise BadRequest(413, "request body too large", {"max_body_bytes": limit, "content_length": n},
+                         body_unread=True)
     chunks: List[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BadRequest(413, "request body too large", {"max_body_bytes": limit})
+            raise BadRequest(413, "request body too large", {"max_body_bytes": limit}, body_unread=True)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -99,6 +128,7 @@ def is_json(content_type: Optional[str]) -> bool:
 async def read_texts(request, settings: Settings) -> Tuple[List[str], bool]:
     """A ``POST /analyze`` request -> (texts, single?): content type, then the size-limited body, then the payload."""
     if not is_json(request.headers.get("content-type")):
-        raise BadRequest(415, "Content-Type must be application/json", {"got": request.headers.get("content-type")})
+        raise BadRequest(415, "Content-Type must be application/json", {"got": request.headers.get("content-type")},
+                         body_unread=True)
     body = await read_body_limited(request, settings.max_body_bytes)
     return parse_payload(body, settings)

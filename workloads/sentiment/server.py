@@ -16,8 +16,18 @@ Errors are JSON ``{"error": "...", "detail": ...}`` with a 4xx status:
 ``text``/``texts``, empty or whitespace-only text, invalid Unicode),
 413 too large (body over MAX_BODY_BYTES, checked from Content-Length and while
 streaming; a text over MAX_TEXT_CHARS: rejected, not truncated; more than
-MAX_TEXTS texts), 415 content type not JSON, 404 unknown path, 405 wrong method.
-Load shedding: 503 + Retry-After when the queue is full or the model is not
+MAX_TEXTS texts), 415 content type not JSON, 404 unknown path (``/analyze/``
+too: no redirect, none built from the Host header), 405 wrong method.
+Connection limits (``http_guard.py``, answered before the app, then the
+connection is closed): 431 request head over MAX_HEADER_BYTES or MAX_HEADERS,
+408 head or body slower than HEADER_TIMEOUT_S / BODY_TIMEOUT_S, 400 for what
+the HTTP parser refuses (malformed request line, bad Content-Length, invalid
+chunked encoding).
+Load shedding: 503 + Retry-After when the queue has no room (MAX_QUEUE texts,
+MAX_QUEUE_TOKENS estimated tokens, MAX_QUEUE_WAIT_S estimated seconds), decided
+from the headers and Content-Length before the body is read (then with
+``Connection: close``); beyond SHED_PROMPT_PER_S a second, each 503 is held for
+its Retry-After first (``shedding.py``). 503 also while the model is not
 loaded; 504 when REQUEST_TIMEOUT_S passes first.
 
 The model loads on a background thread, so /healthz answers at once. Requests
@@ -27,8 +37,9 @@ SHUTDOWN_DELAY_S, stops accepting, lets in-flight requests finish (up to
 GRACEFUL_TIMEOUT_S), drains the batcher and exits 0.
 
 Modules: this entrypoint (settings, workers); ``app.py`` (routes, responses);
-``payload.py`` (request parsing); ``lifecycle.py`` (model load, readiness,
-drain, shutdown); ``batcher.py`` (the batch worker); ``model.py`` and
+``payload.py`` (request parsing); ``http_guard.py`` (the connection protocol:
+head and body limits); ``shedding.py`` (the 503 answers); ``lifecycle.py``
+(model load, readiness, drain, shutdown); ``batcher.py`` (the batch worker); ``model.py`` and
 ``neuron_backend.py`` (the backends). None imports pulumi or anything from
 ``infra``; torch and transformers are imported only by the loader thread.
 """

@@ -112,6 +112,50 @@ def test_queue_full_is_refused_at_once_with_a_retry_hint():
         b.close()
 
 
+def test_the_queue_is_bounded_in_cost_so_long_items_are_shed_sooner():
+    gate = threading.Event()
+    rec = Recorder(gate=gate)
+    b = MicroBatcher(rec, max_batch_size=1, max_wait_s=0.0, max_queue=100, cost=lambda x: x, max_queue_cost=10)
+    try:
+        first = b.submit([1])          # taken by the worker, which blocks on the gate
+        time.sleep(0.1)
+        queued = [b.submit([2, 2]), b.submit([5])]  # cost 9 of 10 waiting, 3 items of 100
+        assert (b.depth, b.queued_cost) == (3, 9.0)
+        assert b.admits(1, 1) and not b.admits(1, 2)
+        with pytest.raises(QueueFull) as info:
+            b.submit([2])  # one item, far from max_queue items, but over the cost bound
+        assert (info.value.depth, info.value.cost) == (3, 9.0)
+        last = b.submit([1])  # exactly fills the bound: taken
+        gate.set()
+        assert [f.result(5) for f in (first, *queued, last)] == [[10], [20, 20], [50], [10]]
+        assert b.queued_cost == 0
+    finally:
+        gate.set()
+        b.close()
+
+
+def test_the_estimated_wait_bound_applies_once_a_batch_has_been_timed():
+    gate = threading.Event()
+    b = MicroBatcher(Recorder(delay=0.05, gate=gate), max_batch_size=1, max_wait_s=0.0, max_queue=100,
+                     max_queue_wait_s=0.12)
+    try:
+        gate.set()
+        assert b.submit([1]).result(5) == [10]  # timed: about 0.05 s per item from now on
+        gate.clear()
+        first = b.submit([1])
+        time.sleep(0.1)  # the worker holds it at the gate
+        futures = [b.submit([2]), b.submit([3])]  # 2 x 0.05 s waiting: within 0.12 s
+        assert not b.admits(1, 1.0)
+        with pytest.raises(QueueFull) as info:
+            b.submit([4])  # a third would wait about 0.15 s
+        assert info.value.retry_after_s >= 1
+        gate.set()
+        assert [f.result(5) for f in [first, *futures]] == [[10], [20], [30]]
+    finally:
+        gate.set()
+        b.close()
+
+
 def test_an_empty_queue_takes_a_request_larger_than_max_queue():
     b = MicroBatcher(Recorder(), max_batch_size=2, max_wait_s=0.0, max_queue=2)
     try:

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[3]
 PKG = REPO / "workloads" / "sentiment"
 #: What runs in the server image (component.py beside them is the Pulumi side and is not shipped).
 APP_MODULES = ["__init__.py", "server.py", "app.py", "payload.py", "lifecycle.py", "batcher.py", "config.py",
-               "metrics.py", "model.py", "predictor.py", "artifacts.py", "neuron_backend.py", "neuron_compile.py"]
+               "metrics.py", "model.py", "predictor.py", "artifacts.py", "neuron_backend.py", "neuron_compile.py",
+               "http_guard.py", "shedding.py"]
 
 
 def test_settings_defaults_and_validation():
@@ -36,6 +37,46 @@ def test_settings_defaults_and_validation():
     assert set(ENV_DOC) >= {"MODEL_DIR", "PORT", "MAX_BATCH_SIZE", "MAX_BATCH_WAIT_MS", "MAX_QUEUE",
                             "MAX_TEXT_CHARS", "MAX_TEXTS", "MAX_BODY_BYTES", "REQUEST_TIMEOUT_S", "WORKERS",
                             "BACKEND", "HOST"}
+
+
+def test_connection_limits_and_queue_work_bounds_from_the_env():
+    s = Settings.from_env({})
+    assert (s.max_header_bytes, s.max_headers, s.header_timeout_s, s.body_timeout_s, s.keepalive_timeout_s) == (
+        16384, 100, 10.0, 30.0, 15.0)
+    assert (s.queue_tokens, s.queue_wait_s) == (512 * 64, 5.0)  # 0: MAX_QUEUE x 64, REQUEST_TIMEOUT_S / 2
+    s = Settings.from_env({"MAX_QUEUE_TOKENS": "900", "MAX_QUEUE_WAIT_S": "1.5", "MAX_HEADER_BYTES": "8192"})
+    assert (s.queue_tokens, s.queue_wait_s, s.max_header_bytes) == (900, 1.5, 8192)
+    for bad in ({"MAX_HEADER_BYTES": "10"}, {"MAX_HEADERS": "0"}, {"HEADER_TIMEOUT_S": "0"},
+                {"BODY_TIMEOUT_S": "soon"}, {"KEEPALIVE_TIMEOUT_S": "-1"}, {"MAX_QUEUE_TOKENS": "-5"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Settings.from_env(bad)
+
+
+def test_text_cost_and_the_estimate_from_content_length():
+    from workloads.sentiment.payload import body_cost_estimate, text_cost
+
+    assert text_cost("abcd", 256) == 1 + 2 and text_cost("abcde", 256) == 2 + 2
+    assert text_cost("x" * 5000, 256) == 256 + 2  # truncated by the tokenizer: costs no more
+    s = Settings.from_env({"MAX_TEXTS": "4", "MAX_SEQ_LEN": "64"})
+    assert body_cost_estimate(None, s) == 3 and body_cost_estimate(400, s) == 102
+    assert body_cost_estimate(10 ** 9, s) == 4 * 66  # at most MAX_TEXTS full-length texts
+
+
+def test_shed_answers_are_prompt_up_to_the_rate_then_held_for_their_retry_after(monkeypatch):
+    from workloads.sentiment import shedding
+
+    now = [100.0]
+    monkeypatch.setattr(shedding.time, "monotonic", lambda: now[0])
+    shedder = shedding.Shedder(prompt_per_s=2)
+    answers = [shedder.queue_full(3, 40.4, 2.2, close=True) for _ in range(3)]
+    assert [a.hold_s for a in answers] == [0.0, 0.0, 2.2]  # a burst of one second's worth, then held
+    assert answers[0].status == 503 and answers[0].message == shedding.BUSY
+    assert answers[0].detail == {"queued_texts": 3, "queued_tokens": 40}
+    assert answers[0].headers == {"Retry-After": "3", "Connection": "close"}
+    now[0] += 0.5  # one more token a half second later
+    assert shedder.queue_full(1, 1, 0.1, close=False).hold_s == 0.0
+    late = shedder.queue_full(1, 1, 60.0, close=False)
+    assert late.hold_s == shedding.MAX_HOLD_S and "Connection" not in late.headers
 
 
 def _saved(path: Path, version: str = None) -> Path:
