@@ -18,7 +18,10 @@ Installed only for the accelerators some pool actually has (``cfg.pools``), each
   driver at boot: never install or upgrade the Neuron driver on inf1 nodes yourself.
 - **neuron-monitor** (namespace ``neuron-monitor``): AWS's neuron-monitor image with its
   Prometheus exporter (:8000) as a DaemonSet on the Neuron nodes, a headless Service, and a
-  NetworkPolicy that admits only the monitoring namespace.
+  NetworkPolicy that admits only Prometheus (the monitoring namespace);
+- in each namespace it creates, a default-deny ingress NetworkPolicy; the DCGM exporter's port
+  admits only Prometheus. (The Neuron device plugin and scheduler run in ``kube-system``, which is
+  not this platform's namespace: no policy there.)
 - a **ServiceMonitor** per exporter, only when the monitoring add-on (its CRDs) exists.
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ from components.karpenter import (
     pool_kind,
     service_monitor,
 )
+from components.netpol import allow, default_deny, ingress_policy, prometheus_peer, tcp
 from infra.config import PlatformConfig
 from infra.conventions import std_labels, system_placement
 from infra.versions import CHARTS, IMAGES, NEURON_KUBE_SCHEDULER, chart_version
@@ -52,6 +56,9 @@ NEURON_MONITOR_NAMESPACE = "neuron-monitor"
 MONITORING_NAMESPACE = CHARTS["monitoring"].namespace  # where Prometheus runs
 NEURON_MONITOR_PORT = 8000
 DCGM_PORT_NAME = "metrics"  # dcgm-exporter chart templates/service.yaml
+DCGM_PORT = 9400  # the chart's service.port / service.address (":9400"), the exporter's listen port
+# the chart's selector labels (release dcgm-exporter), on the pods and the Service
+DCGM_SELECTOR = {"app.kubernetes.io/name": "dcgm-exporter", "app.kubernetes.io/instance": "dcgm-exporter"}
 # The dcgm-exporter 4.8.2 chart renders customMetrics into the ConfigMap exporter-metrics-config-map
 # (templates/metrics-configmap.yaml) and, by its default extraConfigMapVolumes/extraVolumeMounts
 # (deployment/values.yaml), mounts that ConfigMap's `metrics` key over this file (subPath): `-f` with
@@ -239,24 +246,21 @@ def neuron_monitor_service() -> dict[str, Any]:
 
 
 def neuron_monitor_network_policy() -> dict[str, Any]:
-    """Only Prometheus (the monitoring namespace) may scrape the exporter; nothing else reaches it."""
+    """Only Prometheus (in the monitoring namespace) may scrape the exporter; nothing else reaches it."""
     name = "neuron-monitor"
-    return {
-        "metadata": {"name": name, "namespace": NEURON_MONITOR_NAMESPACE, "labels": std_labels(name)},
-        "spec": {
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
-            "policyTypes": ["Ingress"],
-            "ingress": [{
-                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
-                "ports": [{"port": NEURON_MONITOR_PORT, "protocol": "TCP"}],
-            }],
-        },
-    }
+    return ingress_policy(name, NEURON_MONITOR_NAMESPACE, {"app.kubernetes.io/name": name},
+                          [allow([prometheus_peer()], tcp(NEURON_MONITOR_PORT))])
+
+
+def dcgm_network_policy() -> dict[str, Any]:
+    """Only Prometheus may scrape the DCGM exporter. The device plugin needs no ingress at all: the kubelet
+    talks to it over a unix socket, so the namespace's default deny covers it."""
+    return ingress_policy("dcgm-exporter", NVIDIA_NAMESPACE, DCGM_SELECTOR, [allow([prometheus_peer()], tcp(DCGM_PORT))])
 
 
 def dcgm_service_monitor() -> dict[str, Any]:
     return service_monitor(name="dcgm-exporter", namespace=NVIDIA_NAMESPACE, port=DCGM_PORT_NAME, interval="15s",
-                           selector={"app.kubernetes.io/name": "dcgm-exporter", "app.kubernetes.io/instance": "dcgm-exporter"})
+                           selector=DCGM_SELECTOR)
 
 
 def neuron_monitor_service_monitor() -> dict[str, Any]:
@@ -301,6 +305,7 @@ class Accelerators(pulumi.ComponentResource):
             if dcgm:
                 release = self._release(name, "dcgm-exporter", "dcgm_exporter", cfg.addons.dcgm_exporter.version,
                                         NVIDIA_NAMESPACE, dcgm_exporter_values(), [*ready, ns])
+                self._network_policy(f"{name}-netpol-dcgm-exporter", dcgm_network_policy(), [*ready, ns])
                 self._service_monitor(name, "dcgm-exporter", dcgm_service_monitor(), args.monitoring_release, release)
         if neuron:
             self._release(name, "neuron", "neuron", cfg.addons.neuron.version, NEURON_NAMESPACE,
@@ -311,11 +316,7 @@ class Accelerators(pulumi.ComponentResource):
                 f"{name}-neuron-monitor", metadata=ds["metadata"], spec=ds["spec"],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, ns]),
             )
-            np = neuron_monitor_network_policy()
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-neuron-monitor", metadata=np["metadata"], spec=np["spec"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*ready, ns]),
-            )
+            self._network_policy(f"{name}-neuron-monitor", neuron_monitor_network_policy(), [*ready, ns])
             svc = neuron_monitor_service()
             service = k8s.core.v1.Service(
                 f"{name}-neuron-monitor", metadata=svc["metadata"], spec=svc["spec"],
@@ -333,7 +334,12 @@ class Accelerators(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(f"{name}-ns-{namespace}", metadata={"name": namespace, "labels": labels},
                                    opts=pulumi.ResourceOptions(parent=self, depends_on=ready))
         self.namespaces[namespace] = ns
+        self._network_policy(f"{name}-netpol-{namespace}-default-deny", default_deny(namespace), [*ready, ns])
         return ns
+
+    def _network_policy(self, resource_name: str, doc: dict[str, Any], depends_on: list[pulumi.Resource]) -> None:
+        k8s.networking.v1.NetworkPolicy(resource_name, metadata=doc["metadata"], spec=doc["spec"],
+                                        opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
 
     def _release(self, name: str, release: str, chart_key: str, override: Optional[str], namespace: str,
                  values: dict[str, Any], depends_on: list[pulumi.Resource]) -> k8s.helm.v3.Release:

@@ -2,7 +2,7 @@
 
 What this component creates (``Monitoring``):
 
-- the ``monitoring`` Namespace;
+- the ``monitoring`` Namespace and its NetworkPolicies (``network_policies``);
 - the Grafana admin password: ``grafanaAdminPassword`` from stack config (a Pulumi secret), or a
   ``random.RandomPassword``; it goes into the Secret ``grafana-admin`` and the chart reads it through
   ``grafana.admin.existingSecret``, so it never enters the Helm values (preview.json and the
@@ -35,6 +35,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import alerts
+from components.netpol import (PROMETHEUS_POD, allow, api_server_cidrs, cidr_peers, default_deny, ingress_policy,
+                               namespace_peer, same_namespace, tcp)
 from components.scrape import API_VERSION as SCRAPE_API_VERSION
 from components.scrape import MONITORING_NAMESPACE, service_monitor
 from components.storage import EXPORTER_METRICS, MGR_METRICS
@@ -57,7 +59,13 @@ if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this
 NAMESPACE = MONITORING_NAMESPACE
 RELEASE_SUFFIX = "-release"  # the Helm release's Pulumi name: ``<component>-release``
 RELEASE_NAME = "kube-prometheus-stack"  # the chart's fullname: Services kube-prometheus-stack-prometheus, -grafana
-PROMETHEUS_URL = f"http://{RELEASE_NAME}-prometheus.{NAMESPACE}.svc:9090"
+PROMETHEUS_PORT = 9090
+PROMETHEUS_URL = f"http://{RELEASE_NAME}-prometheus.{NAMESPACE}.svc:{PROMETHEUS_PORT}"
+# The prometheus-operator's pods (the chart's Service selector) and its TLS port, which serves the
+# admission webhooks (prometheusOperator.tls.internalPort); KEDA's usual namespace (serving.keda).
+OPERATOR_POD = {"app": f"{RELEASE_NAME}-operator", "release": RELEASE_NAME}
+OPERATOR_WEBHOOK_PORT = 10250
+KEDA_NAMESPACE = "keda"
 GRAFANA_SECRET = "grafana-admin"
 GRAFANA_ADMIN_USER = "admin"
 GRAFANA_USER_KEY = "admin-user"          # the chart's grafana.admin.userKey / passwordKey defaults
@@ -226,6 +234,26 @@ def scrape_monitors(cfg: PlatformConfig, *, storage: bool) -> list[tuple[str, di
     return out
 
 
+def network_policies(cfg: PlatformConfig, *, storage: bool) -> list[dict[str, Any]]:
+    """Default deny; the stack's pods (Prometheus, Alertmanager, Grafana, the operator, kube-state-metrics)
+    from each other; the operator's webhook port from the API server (the VPC CIDR: its source has no pod
+    labels); Prometheus's API from the Ceph mgr (its dashboard's graphs) and KEDA (``serving.keda``).
+
+    Grafana is reached by ``kubectl port-forward``, which enters the pod's network namespace through the
+    kubelet and the container runtime, so no rule admits it from outside. node-exporter runs on the host
+    network, where these policies do not apply."""
+    out = [default_deny(NAMESPACE), same_namespace(NAMESPACE),
+           ingress_policy("prometheus-operator-webhook", NAMESPACE, OPERATOR_POD,
+                          [allow(cidr_peers(api_server_cidrs(cfg)), tcp(OPERATOR_WEBHOOK_PORT))])]
+    clients = [namespace_peer(CEPH_NAMESPACE, {"app": "rook-ceph-mgr"})] if storage else []
+    if cfg.serving.enabled and cfg.serving.keda:
+        clients.append(namespace_peer(KEDA_NAMESPACE))
+    if clients:
+        out.append(ingress_policy("prometheus-clients", NAMESPACE, PROMETHEUS_POD,
+                                  [allow(clients, tcp(PROMETHEUS_PORT))]))
+    return out
+
+
 def scrape_resource_name(component_name: str, doc: dict[str, Any]) -> str:
     """The Pulumi name of a scrape object this component creates: ``<component>-<object name>``."""
     return f"{component_name}-{doc['metadata']['name']}"
@@ -298,6 +326,10 @@ class Monitoring(pulumi.ComponentResource):
                                                     "pod-security.kubernetes.io/enforce": "privileged"}},
             opts=child(),
         )
+
+        for doc in network_policies(cfg, storage=storage is not None):
+            k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{doc['metadata']['name']}", metadata=doc["metadata"],
+                                            spec=doc["spec"], opts=child(self.namespace))
 
         # ---- Grafana admin password: config secret, else generated; always a secret Output
         configured = pulumi.Config(PROJECT).get_secret("grafanaAdminPassword")

@@ -11,7 +11,8 @@ object as an explicit Pulumi resource:
 1. the ``kubeflow`` Namespace (Pod Security ``restricted``) and the CustomResourceDefinitions
    ``pytorchjobs.kubeflow.org`` and ``tfjobs.kubeflow.org``, first;
 2. the operator's ServiceAccount, ClusterRole and ClusterRoleBinding, the webhook cert Secret
-   (empty: the operator's cert rotator fills it), the Service, the
+   (empty: the operator's cert rotator fills it), the Service, the NetworkPolicies (the namespace's
+   default deny; the webhook port from the API server, metrics from Prometheus), the
    ValidatingWebhookConfiguration and the Deployment, patched to run on the system node group.
 
 Jobs must ``depends_on`` :attr:`TrainingOperator.ready`, which holds the CRDs, the webhook
@@ -31,13 +32,17 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.netpol import (DNS_EGRESS, HTTPS_EGRESS, allow, api_server_cidrs, cidr_peers, default_deny,
+                               prometheus_peer, tcp)
+from components.netpol import network_policy as network_policy_doc
 from infra import upstream
-from infra.config import PlatformConfig
+from infra.config import PlatformConfig, VpcConfig
 from infra.conventions import (
     SYSTEM_NODE_SELECTOR,
     SYSTEM_TOLERATION,
     checkov_annotations,
 )
+from components.training_operator_rbac import narrow_cluster_role, secrets_role
 from infra.jsonpatch import apply_patch
 from infra.versions import IMAGES, MANIFESTS
 
@@ -45,8 +50,8 @@ NAME = "training-operator"
 RUN_AS = 65532  # distroless "nonroot"; the upstream image (distroless/static) would run as root
 KIND_PLURALS = {"PyTorchJob": "pytorchjobs", "TFJob": "tfjobs"}
 KIND_SCHEMES = {"PyTorchJob": "pytorchjob", "TFJob": "tfjob"}
-ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Secret",
-         "Service", "NetworkPolicy", "ValidatingWebhookConfiguration", "Deployment")
+ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+         "RoleBinding", "Secret", "Service", "NetworkPolicy", "ValidatingWebhookConfiguration", "Deployment")
 
 
 # upstream artifacts (infra/upstream.py) of manifests/base and the standalone overlay, at the pinned tag
@@ -144,11 +149,15 @@ class OperatorSettings:
     cpu_limit: str = "1"
     memory_limit: str = "1Gi"  # the operator caches the cluster's pods: memory grows with cluster size
     extra_labels: dict[str, str] = field(default_factory=dict)
+    #: Where the API server's webhook calls come from (components/netpol.py ``api_server_cidrs``).
+    api_server_cidrs: tuple[str, ...] = (VpcConfig().cidr,)
 
     @classmethod
     def from_config(cls, cfg: "PlatformConfig") -> "OperatorSettings":
-        """The operator for a stack: the pinned release (or ``addons.trainingOperator.version``), PyTorchJob + TFJob."""
-        return cls(version=cfg.addons.training_operator.version or MANIFESTS["training_operator"].tag)
+        """The operator for a stack: the pinned release (or ``addons.trainingOperator.version``), PyTorchJob + TFJob,
+        webhook calls admitted from the stack's VPC."""
+        return cls(version=cfg.addons.training_operator.version or MANIFESTS["training_operator"].tag,
+                   api_server_cidrs=tuple(api_server_cidrs(cfg)))
 
 
 def _labels(obj: dict[str, Any], extra: dict[str, str]) -> None:
@@ -165,37 +174,25 @@ DEPLOYMENT_CHECKOV_SKIPS = {
 }
 CLUSTERROLE_CHECKOV_SKIPS = {
     "CKV_K8S_155": "the operator's cert rotator writes the CA bundle into its own ValidatingWebhookConfiguration "
-                   "(upstream RBAC, kept as released)",
+                   "(cluster-scoped, so it needs the ClusterRole; the rest is narrowed, components/training_operator_rbac.py)",
 }
 WEBHOOK_PORT = 9443
 METRICS_PORT = 8080
-PROBE_PORT = 8081
+PROBE_PORT = 8081  # health probes: the kubelet, from the node's IP, which the VPC CNI's policy agent admits
 
 
-def network_policy(namespace: str) -> dict[str, Any]:
-    """Pure: the operator's pod accepts webhook calls (from the API server), probes and Prometheus scrapes,
-    and talks only to the API server (HTTPS) and DNS."""
-    return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": NAME, "namespace": namespace},
-        "spec": {
-            "podSelector": {"matchLabels": {"control-plane": "kubeflow-training-operator"}},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                # The EKS control plane calls the webhook from its ENIs in the VPC; the kubelet probes from the node.
-                {"ports": [{"port": WEBHOOK_PORT, "protocol": "TCP"}, {"port": PROBE_PORT, "protocol": "TCP"}]},
-                {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-                           "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
-                 "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]},
-            ],
-            "egress": [
-                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]},
-                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
-            ],
-        },
-    }
+def network_policy(namespace: str, webhook_sources: tuple[str, ...]) -> dict[str, Any]:
+    """Pure: the operator's pod accepts webhook calls from the API server and Prometheus scrapes, and talks
+    only to the API server (HTTPS) and DNS.
+
+    The EKS control plane calls the webhook from its ENIs in the cluster subnets, which no pod selector
+    matches: ``webhook_sources`` (the VPC CIDR, components/netpol.py ``api_server_cidrs``), on the
+    webhook port only. The health port needs no rule: the kubelet probes from the node's IP, which the
+    VPC CNI's policy agent always admits."""
+    return network_policy_doc(
+        {"name": NAME, "namespace": namespace}, {"matchLabels": dict(WEBHOOK_LABELS)},
+        [allow(cidr_peers(webhook_sources), tcp(WEBHOOK_PORT)), allow([prometheus_peer()], tcp(METRICS_PORT))],
+        [HTTPS_EGRESS, DNS_EGRESS])
 
 
 def _patch_deployment(dep: dict[str, Any], s: OperatorSettings) -> None:
@@ -251,6 +248,8 @@ def operator_objects(s: OperatorSettings = OperatorSettings()) -> list[dict[str,
         elif kind == "Deployment":
             _patch_deployment(obj, s)
         elif kind == "ClusterRole":
+            obj = narrow_cluster_role(obj, s.kinds, plurals)
+            meta = obj["metadata"]
             meta.setdefault("annotations", {}).update(checkov_annotations(CLUSTERROLE_CHECKOV_SKIPS))
         elif kind == "Secret" and not obj.get("data"):
             obj.pop("data", None)  # the rotator fills it; an empty map would only render as "[secret]"
@@ -258,9 +257,11 @@ def operator_objects(s: OperatorSettings = OperatorSettings()) -> list[dict[str,
             continue
         _labels(obj, s.extra_labels)
         out.append(obj)
-    netpol = network_policy(s.namespace)
-    _labels(netpol, s.extra_labels)
-    out.append(netpol)
+    extra = [network_policy(s.namespace, s.api_server_cidrs), default_deny(s.namespace),
+             *secrets_role(s.namespace, NAME, f"{NAME}-webhook-cert")]
+    for obj in extra:
+        _labels(obj, s.extra_labels)
+        out.append(obj)
     out.sort(key=lambda o: (ORDER.index(o["kind"]), o["metadata"]["name"]))
     return out
 
@@ -277,6 +278,8 @@ _TYPES = {
     "ServiceAccount": k8s.core.v1.ServiceAccount,
     "ClusterRole": k8s.rbac.v1.ClusterRole,
     "ClusterRoleBinding": k8s.rbac.v1.ClusterRoleBinding,
+    "Role": k8s.rbac.v1.Role,
+    "RoleBinding": k8s.rbac.v1.RoleBinding,
     "Secret": k8s.core.v1.Secret,
     "Service": k8s.core.v1.Service,
     "NetworkPolicy": k8s.networking.v1.NetworkPolicy,
@@ -284,7 +287,8 @@ _TYPES = {
     "Deployment": k8s.apps.v1.Deployment,
 }
 _SUFFIX = {"Namespace": "namespace", "ServiceAccount": "sa", "ClusterRole": "clusterrole",
-           "ClusterRoleBinding": "clusterrolebinding", "Secret": "webhook-cert", "Service": "service",
+           "ClusterRoleBinding": "clusterrolebinding", "Role": "role-webhook-cert",
+           "RoleBinding": "rolebinding-webhook-cert", "Secret": "webhook-cert", "Service": "service",
            "NetworkPolicy": "netpol",
            "ValidatingWebhookConfiguration": "webhook", "Deployment": "deployment"}
 
@@ -333,9 +337,12 @@ class TrainingOperator(pulumi.ComponentResource):
                 opts_kw["ignore_changes"] = [f"webhooks[{i}].clientConfig.caBundle" for i in range(len(obj["webhooks"]))]
             elif kind == "Deployment":
                 deps += [r for k, r in self.resources.items() if k != "namespace"]
-            res = _TYPES[kind](f"{name}-{_SUFFIX[kind]}", **_body(obj),
+            suffix = _SUFFIX[kind]
+            if kind == "NetworkPolicy" and obj["metadata"]["name"] != NAME:  # the namespace's default deny
+                suffix = f"{suffix}-{obj['metadata']['name']}"
+            res = _TYPES[kind](f"{name}-{suffix}", **_body(obj),
                                opts=pulumi.ResourceOptions(parent=self, depends_on=deps or None, **opts_kw))
-            self.resources[_SUFFIX[kind]] = res
+            self.resources[suffix] = res
             if kind == "Namespace":
                 ns_res = res
         self.deployment = self.resources["deployment"]  # type: ignore[assignment]

@@ -3,7 +3,9 @@
 One namespace for both, because a PVC can only be mounted in its own namespace and the serving
 pods must read the model the trainer writes:
 
-- Namespace ``ml-workloads``: Pod Security ``restricted`` is enforced, audited and warned.
+- Namespace ``ml-workloads``: Pod Security ``restricted`` is enforced, audited and warned; the
+  NetworkPolicy ``default-deny`` denies ingress to every pod of it that no other policy admits
+  (serving and training add their own).
 - PVC ``datasets`` (ReadWriteMany, ``ceph-filesystem``): data prep writes ``/data/<dataset>``,
   and every trainer replica reads it.
 - PVC ``models`` (ReadWriteMany, ``ceph-filesystem``): the trainer writes checkpoints
@@ -23,6 +25,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.monitoring import former_scrape_urn
+from components.netpol import default_deny
 from components.scrape import API_VERSION as SCRAPE_API_VERSION
 from infra.conventions import FILE_STORAGE_CLASS, WORKLOADS_NAMESPACE
 
@@ -116,6 +119,10 @@ class WorkloadStorage(pulumi.ComponentResource):
         self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"],
                                                opts=pulumi.ResourceOptions(parent=self))
         self.namespace_name = self.namespace.metadata.apply(lambda m: m["name"] if isinstance(m, dict) else m.name)
+        deny = default_deny(NAMESPACE)
+        self.default_deny = k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol-default-deny", metadata=deny["metadata"], spec=deny["spec"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]))
         pvc_opts = pulumi.ResourceOptions(
             parent=self, depends_on=[self.namespace, *args.storage_dependencies], protect=args.protect,
             custom_timeouts=pulumi.CustomTimeouts(create=args.bind_timeout, update=args.bind_timeout))

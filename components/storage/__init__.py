@@ -2,8 +2,10 @@
 
 What this component creates (``RookCeph``), in dependency order:
 
-- the ``rook-ceph`` Namespace and ``ebs-gp3-encrypted``, an encrypted gp3 EBS StorageClass
-  (EBS CSI driver, an EKS add-on) that backs Ceph's own disks;
+- the ``rook-ceph`` Namespace with its NetworkPolicies (default deny; the daemons from each other,
+  the node-side clients to the mons and OSDs, Prometheus to the metrics ports), and
+  ``ebs-gp3-encrypted``, an encrypted gp3 EBS StorageClass (EBS CSI driver, an EKS add-on) that
+  backs Ceph's own disks;
 - **Helm**: the ``rook-ceph`` operator chart (CRDs, operator, and ceph-csi-operator as its
   subchart), then ``ceph-csi-drivers`` (Rook v1.20 configures the RBD and CephFS CSI drivers only
   through ceph-csi-operator resources; installed with Rook's values from
@@ -39,8 +41,8 @@ provisioner are still there to release finalizers and volumes. ``storage.destroy
 
 Layout: the pure builders, which the unit tests check without Pulumi, are ``names`` (the names
 Rook and this add-on create, the scrape targets and metric names), ``values`` (chart values, the
-Ceph specs, StorageClasses and VolumeSnapshotClasses) and ``teardown`` (cleanup policy, teardown
-steps); the ``component`` module holds the ``RookCeph`` ComponentResource that wires them in.
+Ceph specs, StorageClasses and VolumeSnapshotClasses), ``netpol`` (the NetworkPolicies) and
+``teardown`` (cleanup policy, teardown steps); the ``component`` module holds the ``RookCeph`` ComponentResource that wires them in.
 
 The names below are this package's public API: the ones other modules import from
 ``components.storage`` (infra.platform, components.monitoring, infra.teardown, infra.cost, the

@@ -25,6 +25,7 @@ from components.storage.names import (
     WAIT_FOR_ANNOTATION,
     WAIT_FOR_READY,
 )
+from components.storage.netpol import network_policies
 from components.storage.values import (
     block_pool_spec,
     block_storage_class,
@@ -115,7 +116,8 @@ class RookCeph(pulumi.ComponentResource):
         )
 
     def _namespace_and_disks(self) -> None:
-        """The privileged ``rook-ceph`` Namespace and the encrypted gp3 class behind Ceph's own disks."""
+        """The privileged ``rook-ceph`` Namespace, its NetworkPolicies (``netpol``) and the encrypted gp3 class
+        behind Ceph's own disks."""
         name = self._prefix
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
@@ -124,6 +126,9 @@ class RookCeph(pulumi.ComponentResource):
                                                     "pod-security.kubernetes.io/enforce": "privileged"}},
             opts=self._child(),
         )
+        for doc in network_policies(self._ctx.cfg):
+            k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{doc['metadata']['name']}", metadata=doc["metadata"],
+                                            spec=doc["spec"], opts=self._child(self.namespace))
         self.ebs_storage_class = self._storage_class(f"{name}-ebs-gp3", ebs_storage_class(self._ctx.cfg),
                                                      self._child())
 

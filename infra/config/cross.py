@@ -70,6 +70,9 @@ def platform_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     if workloads and not a.karpenter.enabled:
         out.append(("addons.karpenter.enabled", f"{' and '.join(workloads)} run on Karpenter's node pools (the system "
                     "node group is tainted CriticalAddonsOnly); enable Karpenter or disable them"))
+    if cfg.vpc.byo and "cidr" not in cfg.vpc.model_fields_set:
+        out.append(("vpc.cidr", "with a bring-your-own VPC (vpc.id), set vpc.cidr to that VPC's CIDR: the "
+                    "NetworkPolicies admit the API server (webhooks) and the nodes (Ceph clients) from it"))
     mons = cfg.storage.mon_count
     if a.rook_ceph.enabled and not a.karpenter.enabled and cfg.cluster.system_nodes.min_size < mons:
         out.append(("cluster.systemNodes.minSize", f"without Karpenter the {mons} Ceph mons run on the system nodes, "

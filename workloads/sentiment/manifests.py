@@ -21,8 +21,8 @@ What it creates in the shared ``ml-workloads`` namespace (namespace and the ``mo
   plus CPU (KEDA then owns the HPA, so none is created here); neither when ``maxReplicas`` equals
   ``replicas``;
 - PodDisruptionBudget (maxUnavailable 1);
-- NetworkPolicy: ingress only from Prometheus, the load balancer (the VPC CIDR) and listed client
-  namespaces; egress only to cluster DNS;
+- NetworkPolicy: ingress only from Prometheus, the load balancer (its subnets) and listed client
+  namespaces; egress only to cluster DNS (the namespace's default deny comes with it);
 - Ingress (an ALB, internal unless ``serving.public``) when ``serving.exposure`` is ``ingress``.
 
 Decisions worth knowing:
@@ -36,9 +36,13 @@ Decisions worth knowing:
   node spread is always required (Karpenter launches the nodes).
 - The PDB uses maxUnavailable 1 (works at any replica count) and lets not-Ready pods be evicted.
 - The Ingress routes only ``/analyze`` (Exact); ``/metrics`` and the probes stay inside the cluster.
-- NetworkPolicy: ALB/NLB ``ip`` targets reach the pods from their ENIs in the VPC, hence an ipBlock
-  of the VPC CIDR (``serving.loadBalancerCidrs`` overrides it). It is only enforced once the VPC CNI
-  runs with network policy enabled.
+- NetworkPolicy: ALB/NLB ``ip`` targets reach the pods from the load balancer's ENIs, hence ipBlocks of
+  the subnets its scheme uses: the public subnets for ``internet-facing``, the private ones for
+  ``internal`` (``serving.loadBalancerCidrs`` overrides them; with your own VPC it is required, or
+  ``vpc.cidr``). Not the VPC CIDR: with the VPC CNI every pod has a VPC address, so that would admit
+  every pod and make ``serving.clientNamespaces`` moot. An internal load balancer shares the private
+  subnets with the nodes and pods, so there the ipBlock is as wide as those subnets. The VPC CNI
+  enforces the policy (``enableNetworkPolicy``); its agent always admits the node's own IP (probes).
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ import json
 import math
 from typing import Any, Mapping, Optional
 
+from components.netpol import DNS_EGRESS, allow, cidr_peers, namespaces_peer, prometheus_peer, tcp
+from components.netpol import network_policy as network_policy_doc
 from components.scrape import service_monitor
 from infra.conventions import checkov_annotations
 from infra.config import PlatformConfig, cpu_millis
@@ -281,24 +287,17 @@ def pdb(p: ServingPlan, *, namespace: str = NAMESPACE) -> dict[str, Any]:
 
 
 def network_policy(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) -> dict[str, Any]:
-    port = [{"port": CONTAINER_PORT, "protocol": "TCP"}]
-    ingress_rules: list[dict[str, Any]] = [
-        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}], "ports": port},
-    ]
+    """Ingress to the server's port from Prometheus, the load balancer's subnets and ``serving.clientNamespaces``;
+    egress only to the cluster DNS (the server calls nothing)."""
+    port = tcp(CONTAINER_PORT)
+    ingress_rules = [allow([prometheus_peer()], port)]  # /metrics is on the API port
     if p.exposure != "none":
-        # ALB/NLB with ip targets connect to the pod IP from their own ENIs in the VPC subnets.
-        ingress_rules.append({"from": [{"ipBlock": {"cidr": c}} for c in p.lb_cidrs], "ports": port})
+        # ALB/NLB ip targets: the load balancer connects to the pod IP from its ENIs, which live in the subnets
+        # of its scheme (components/netpol.py load_balancer_cidrs); never the whole VPC, where every pod lives.
+        ingress_rules.append(allow(cidr_peers(p.lb_cidrs), port))
     if cfg.serving.client_namespaces:
-        ingress_rules.append({"from": [{"namespaceSelector": {"matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(cfg.serving.client_namespaces)}]}}],
-            "ports": port})
-    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-           "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(namespace),
-            "spec": {"podSelector": {"matchLabels": dict(SELECTOR)}, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": ingress_rules, "egress": [dns]}}
+        ingress_rules.append(allow([namespaces_peer(cfg.serving.client_namespaces)], port))
+    return network_policy_doc(meta(namespace), {"matchLabels": dict(SELECTOR)}, ingress_rules, [DNS_EGRESS])
 
 
 def build_objects(cfg: PlatformConfig, *, namespace: str = NAMESPACE, models_claim: str = MODELS_CLAIM,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from components.netpol import load_balancer_cidrs
 from infra.conventions import SERVING_PRIORITY_CLASS, WORKLOADS_NAMESPACE
 from infra.config import NodePoolConfig, PlatformConfig
 from infra.versions import IMAGES
@@ -94,11 +95,12 @@ def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> Ser
     limit = sv.device_limit(pool)
     surge, unavailable = (1, 0) if limit is None or most + 1 <= limit else (0, 1)
     public = sv.public and cfg.allow_public_load_balancers
+    scheme = "internet-facing" if public else "internal"
     return ServingPlan(
         device=sv.device, backend=backend, device_resource=resource, toleration_key=taint,
         image=sv.image or images.get(IMAGE_KEY[image_key]) or IMAGES[image_key], pool=pool.name, replicas=sv.replicas, max_replicas=most,
         autoscaler=autoscaler,
         zone_when_unsatisfiable="DoNotSchedule" if sv.zone_spread_for(cfg.environment) == "required" else "ScheduleAnyway",
-        max_surge=surge, max_unavailable=unavailable, scheme="internet-facing" if public else "internal",
-        exposure=sv.exposure, lb_cidrs=tuple(sv.load_balancer_cidrs or [cfg.vpc.cidr]),
+        max_surge=surge, max_unavailable=unavailable, scheme=scheme,
+        exposure=sv.exposure, lb_cidrs=tuple(load_balancer_cidrs(cfg, scheme)),
     )

@@ -40,6 +40,7 @@ import json
 import shlex
 from typing import Any, Mapping, Optional
 
+from components.netpol import DNS_EGRESS, HTTPS_EGRESS, allow, network_policy, prometheus_peer, tcp
 from components.scrape import pod_monitor
 from infra.conventions import checkov_annotations
 from infra.config import PlatformConfig, TrainingConfig
@@ -197,21 +198,13 @@ def retrain_cronjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
                               annotations=checkov_annotations(image_skips(p.image, p.data_prep_image))), "spec": spec}
 
 
-PROMETHEUS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
-DNS_EGRESS = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                      "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-              "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
-HTTPS_EGRESS = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
 # EKS Pod Identity: the node agent serves credentials on this link-local address
 POD_IDENTITY_EGRESS = {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"port": 80, "protocol": "TCP"}]}
 
 
 def _netpol(name: str, app: str, selector: dict[str, str], ingress: list[dict[str, Any]],
             egress: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, "network-policy", app=app),
-            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": ingress, "egress": egress}}
+    return network_policy(_meta(name, "network-policy", app=app), {"matchLabels": selector}, ingress, egress)
 
 
 def external_egress(tr: TrainingConfig) -> list[dict[str, Any]]:
@@ -225,8 +218,12 @@ def external_egress(tr: TrainingConfig) -> list[dict[str, Any]]:
 
 
 def network_policies(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
-    """Default deny, then: replicas talk to each other (rendezvous + gloo/NCCL use dynamic ports),
-    Prometheus scrapes ``metrics``, DNS; HTTPS out only where something must be downloaded."""
+    """Default deny, then: replicas talk to each other, Prometheus scrapes ``metrics``, DNS; HTTPS out only
+    where something must be downloaded.
+
+    Replica to replica is every port on purpose: the rendezvous (``pytorchjob-port``/``tfjob-port``) is
+    fixed, but gloo and NCCL connect on ports they pick at run time. The peers are the trainer pods of
+    this namespace only; nothing else reaches them but Prometheus, on ``metrics``."""
     tr = cfg.training
     peers = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": TRAINER}}}
     trainer_egress = [{"to": [peers]}, DNS_EGRESS]
@@ -235,8 +232,7 @@ def network_policies(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
         trainer_egress.append(HTTPS_EGRESS)
     pols = {
         "netpol-trainer": _netpol(TRAINER, TRAINER, {"app.kubernetes.io/name": TRAINER},
-                                  [{"from": [peers]},
-                                   {"from": [PROMETHEUS_PEER], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}],
+                                  [allow([peers]), allow([prometheus_peer()], tcp(METRICS_PORT))],
                                   trainer_egress),
         "netpol-data-prep": _netpol(DATA_PREP, DATA_PREP, {"app.kubernetes.io/name": DATA_PREP}, [],
                                     [DNS_EGRESS, *external_egress(tr)]),

@@ -81,8 +81,14 @@ def test_pinned_images_are_accepted(image):
 
 def test_byo_vpc_with_cidr_or_lb_cidrs_is_accepted():
     parse_config({"vpc": {**BYO_VPC, "cidr": "10.50.0.0/16"}}, stack="dev")
-    parse_config({"vpc": BYO_VPC, **serving(loadBalancerCidrs=["10.50.0.0/16"])}, stack="dev")
-    parse_config({"vpc": BYO_VPC, **serving(exposure="none")}, stack="dev")
+    parse_config({"vpc": {**BYO_VPC, "cidr": "10.50.0.0/16"}, **serving(loadBalancerCidrs=["10.50.0.0/16"])}, stack="dev")
+    parse_config({"vpc": {**BYO_VPC, "cidr": "10.50.0.0/16"}, **serving(exposure="none")}, stack="dev")
+
+
+def test_byo_vpc_needs_its_cidr_for_the_network_policies():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"vpc": BYO_VPC, **serving(exposure="none")}, stack="dev")
+    assert any(p.startswith("eks-ml-platform:vpc.cidr: with a bring-your-own VPC") for p in exc.value.problems)
 
 
 def test_public_with_permission_is_accepted():

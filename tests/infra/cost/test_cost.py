@@ -196,7 +196,7 @@ def _cfg(**over):
 
 def test_serving_disabled_and_byo_vpc():
     cfg = _cfg(serving={"enabled": False},
-               vpc={"id": "vpc-0123456789abcdef0",
+               vpc={"id": "vpc-0123456789abcdef0", "cidr": "10.60.0.0/16",
                     "privateSubnetIds": ["subnet-01234567", "subnet-89abcdef"]})
     est = estimate(cfg)
     assert est["serving"] is None and est["serving_usd_per_hour"] == 0

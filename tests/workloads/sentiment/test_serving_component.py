@@ -298,7 +298,8 @@ def test_network_policy_ingress_and_dns_only_egress():
     prom, lb = _rules(o)
     assert prom["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
                              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
-    assert lb["from"] == [{"ipBlock": {"cidr": "10.42.0.0/16"}}]  # dev's vpc.cidr: ALB ip targets
+    # dev's internal ALB (ip targets) sits in the private subnets of vpc.cidr 10.42.0.0/16; never the whole VPC
+    assert lb["from"] == [{"ipBlock": {"cidr": "10.42.0.0/18"}}, {"ipBlock": {"cidr": "10.42.64.0/18"}}]
     for rule in (prom, lb):
         assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
     (dns,) = spec["egress"]
@@ -313,6 +314,25 @@ def test_network_policy_without_exposure_admits_only_prometheus_and_clients():
     assert "ipBlock" not in str(o["netpol"])
     assert clients["from"][0]["namespaceSelector"]["matchExpressions"] == [
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["apps", "batch"]}]
+
+
+def test_network_policy_admits_an_internet_facing_load_balancer_from_the_public_subnets_only():
+    o = objs({"serving": {"public": True}, "allowPublicLoadBalancers": True, "vpc": {"cidr": "10.50.0.0/16", "azCount": 3}})
+    assert o["ingress"]["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert _rules(o)[1]["from"] == [{"ipBlock": {"cidr": c}} for c in ("10.50.192.0/22", "10.50.196.0/22", "10.50.200.0/22")]
+
+
+def test_network_policy_of_an_internal_nlb_follows_the_private_subnets():
+    o = objs({"serving": {"exposure": "loadBalancer", "device": "cpu"}, "vpc": {"cidr": "10.60.0.0/18", "azCount": 2}})
+    assert _rules(o)[1]["from"] == [{"ipBlock": {"cidr": "10.60.0.0/20"}}, {"ipBlock": {"cidr": "10.60.16.0/20"}}]
+
+
+def test_network_policy_with_your_own_vpc_uses_its_cidr_or_load_balancer_cidrs():
+    byo = {"id": "vpc-0123456789abcdef0", "privateSubnetIds": ["subnet-01234567", "subnet-89abcdef"]}
+    o = objs({"vpc": {**byo, "cidr": "172.20.0.0/16"}})
+    assert _rules(o)[1]["from"] == [{"ipBlock": {"cidr": "172.20.0.0/16"}}]  # the subnets are not known here
+    o = objs({"vpc": {**byo, "cidr": "172.20.0.0/16"}, "serving": {"loadBalancerCidrs": ["172.20.8.0/24"]}})
+    assert _rules(o)[1]["from"] == [{"ipBlock": {"cidr": "172.20.8.0/24"}}]
 
 
 def test_network_policy_uses_configured_lb_cidrs():

@@ -335,6 +335,22 @@ def test_operator_deployment_is_pinned_and_on_system_nodes():
     assert {"name": "cert", "secret": {"defaultMode": 420, "secretName": "training-operator-webhook-cert"}} in spec["volumes"]
 
 
+def test_operator_network_policies_admit_the_webhook_from_the_vpc_and_metrics_from_prometheus_only():
+    cfg = parse_config({"vpc": {"cidr": "10.50.0.0/16"}}, stack="dev")
+    objs = op.operator_objects(op.OperatorSettings.from_config(cfg))
+    pols = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
+    assert sorted(pols) == ["default-deny", "training-operator"]
+    assert pols["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}
+    operator = pols["training-operator"]
+    assert operator["podSelector"] == {"matchLabels": {"control-plane": "kubeflow-training-operator"}}
+    webhook, metrics = operator["ingress"]
+    # the API server's ENIs have no pod labels: the VPC CIDR, on the webhook port only; no open probe port
+    assert webhook == {"from": [{"ipBlock": {"cidr": "10.50.0.0/16"}}], "ports": [{"port": 9443, "protocol": "TCP"}]}
+    assert metrics == {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+                       "ports": [{"port": 8080, "protocol": "TCP"}]}
+
+
 def test_operator_objects_are_upstream_plus_labels():
     ns = next(o for o in op.operator_objects() if o["kind"] == "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -439,3 +455,33 @@ def test_the_pod_monitor_scrapes_rank_0s_metrics_port():
     (endpoint,) = pm["spec"]["podMetricsEndpoints"]
     (port,) = [p for p in master["spec"]["containers"][0]["ports"] if p["name"] == endpoint["port"]]
     assert port["containerPort"] == tc.METRICS_PORT and endpoint["path"] == "/metrics"
+
+
+def test_operator_rbac_is_narrowed_to_the_enabled_controllers():
+    """Upstream's ClusterRole covers six job kinds, MPIJob's launcher RBAC and every Secret in the cluster;
+    the platform keeps what PyTorchJob/TFJob and the cert rotator use, and the rotator's Secrets in a Role."""
+    upstream_role = next(o for o in op.standalone_overlay("v1.9.4") if o["kind"] == "ClusterRole")
+    upstream = {(g, r) for rule in upstream_role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert ("", "secrets") in upstream and ("kubeflow.org", "mpijobs") in upstream  # what was narrowed away
+    objs = op.operator_objects(op.OperatorSettings())
+    (role,) = [o for o in objs if o["kind"] == "ClusterRole"]
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert granted <= upstream  # narrowed, never widened
+    assert ("", "secrets") not in granted
+    assert not {r for g, r in granted if g == "kubeflow.org"} - {
+        "pytorchjobs", "pytorchjobs/status", "pytorchjobs/finalizers", "tfjobs", "tfjobs/status", "tfjobs/finalizers"}
+    assert not granted & {("", "serviceaccounts"), ("", "configmaps"), ("", "pods/exec"),
+                          ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings")}
+    for needed in [("", "pods"), ("", "services"), ("", "events"), ("autoscaling", "horizontalpodautoscalers"),
+                   ("admissionregistration.k8s.io", "validatingwebhookconfigurations"), ("kubeflow.org", "tfjobs")]:
+        assert needed in granted, needed
+    # without PyTorchJob, no HorizontalPodAutoscalers (only elastic PyTorchJobs create them)
+    tf_only = op.operator_objects(op.OperatorSettings(kinds=("TFJob",)))
+    (tf_role,) = [o for o in tf_only if o["kind"] == "ClusterRole"]
+    assert not any("horizontalpodautoscalers" in rule["resources"] for rule in tf_role["rules"])
+    (secrets,) = [o for o in objs if o["kind"] == "Role"]
+    (binding,) = [o for o in objs if o["kind"] == "RoleBinding"]
+    assert secrets["metadata"]["namespace"] == "kubeflow"
+    assert secrets["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "update", "watch"]}]
+    assert binding["roleRef"]["name"] == secrets["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "training-operator", "namespace": "kubeflow"}]
