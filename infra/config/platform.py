@@ -15,6 +15,7 @@ from infra.conventions import (OWNERSHIP_TAG_PREFIXES, TAG_PROJECT_CLUSTER, TAG_
 from infra.config.cross import images_problems, platform_problems, serving_problems, training_problems
 from infra.config.images import ImagesConfig
 from infra.config.network import VpcConfig
+from infra.config.regions import AWS_REGIONS, TABLE as REGIONS_TABLE
 from infra.config.node_pools import NodePoolConfig, default_node_pools
 from infra.config.serving import ServingConfig
 from infra.config.training import TrainingConfig
@@ -50,6 +51,8 @@ class PlatformConfig(_Model):
     def _region(cls, v: str) -> str:
         if not AWS_REGION_RE.match(v):
             raise ValueError(f"{v!r} is not an AWS region such as us-west-2")
+        if v not in AWS_REGIONS:
+            raise ValueError(f"{v!r} is not an AWS region in {REGIONS_TABLE}; add it there if AWS opened it")
         return v
 
     @field_validator("tags")
