@@ -232,9 +232,7 @@ def test_service_monitors_follow_the_monitoring_addon(stack):
     prom = [s for s in states(stack, RELEASE) if "kube-prometheus-stack" in str(s["inputs"].get("chart"))]
     mine = [s for s in states(stack, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
             if any(f"::{n}" in s["urn"] for n in ("ml-karpenter-servicemonitor", "ml-accelerators-servicemonitor-"))]
-    if not prom:
-        assert mine == []
-        return
+    assert prom, "every shipped stack installs kube-prometheus-stack (the case without it is tested below)"
     names = sorted(s["urn"].split("::")[-1] for s in mine)
     assert names == ["ml-accelerators-servicemonitor-dcgm-exporter", "ml-accelerators-servicemonitor-neuron-monitor",
                      "ml-karpenter-servicemonitor"]
@@ -272,3 +270,18 @@ def test_cpu_only_stack_installs_no_device_plugins(tmp_path):
     assert not names & {"nvidia-device-plugin", "dcgm-exporter", "neuron"}
     assert [m for m in manifests(result, "DaemonSet") if m["metadata"]["name"] == "neuron-monitor"] == []
     assert sorted(m["metadata"]["name"] for m in manifests(result, "PriorityClass")) == ["ml-serving", "ml-training"]
+
+
+def test_without_monitoring_no_scrape_object_is_created(tmp_path):
+    """A stack with addons.monitoring off renders no ServiceMonitor or PodMonitor at all (their CRD would be
+    missing), from any component: Karpenter, the accelerators, Ceph, the workloads."""
+    from infra.preview.render import REPO, render
+
+    (tmp_path / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    stack = (REPO / "Pulumi.dev.yaml").read_text() + "  eks-ml-platform:addons:\n    monitoring:\n      enabled: false\n"
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack)
+    result = render("dev", None, project_dir=tmp_path)
+    assert not result.cfg.addons.monitoring.enabled
+    kinds = {s["newState"]["type"] for s in result.preview["steps"]}
+    assert not {k for k in kinds if k.startswith("kubernetes:monitoring.coreos.com/")}, kinds
+    assert any(k == "kubernetes:karpenter.sh/v1:NodePool" for k in kinds)  # the rest of the stack is there

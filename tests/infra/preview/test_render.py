@@ -74,10 +74,11 @@ def test_two_renders_are_byte_identical(tmp_path):
     for name in ("a", "b"):
         proc = run_cli("render", "--stack", "prod", "--out", str(tmp_path / name))
         assert proc.returncode == 0, proc.stderr
-    for f in (tmp_path / "a").rglob("*"):
-        if f.is_file():
-            other = tmp_path / "b" / f.relative_to(tmp_path / "a")
-            assert other.read_bytes() == f.read_bytes(), f.name
+    files = {name: {f.relative_to(tmp_path / name): f.read_bytes() for f in (tmp_path / name).rglob("*") if f.is_file()}
+             for name in ("a", "b")}
+    assert len(files["a"]) > 50  # preview.json, summary.txt and the manifests
+    assert files["a"].keys() == files["b"].keys()  # neither render wrote a file the other lacks
+    assert [f for f in files["a"] if files["a"][f] != files["b"][f]] == []
 
 
 def test_secrets_print_as_secret(dev):
