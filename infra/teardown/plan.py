@@ -61,21 +61,6 @@ class SweepPlan:
             *(self._queue_arns[u] for u in self.queues),
         ]
 
-    def lines(self) -> list[str]:
-        """Human-readable plan, one line per resource."""
-        out = [f"ec2 instance       {i}" for i in self.instances]
-        out += [f"launch template    {i}" for i in self.launch_templates]
-        out += [f"instance profile   {i}" for i in self.instance_profiles]
-        out += [f"load balancer      {i}" for i in self.load_balancers]
-        out += [f"target group       {i}" for i in self.target_groups]
-        out += [f"network interface  {i}" for i in self.network_interfaces]
-        out += [f"ebs volume         {i}" for i in self.volumes]
-        out += [f"sg rule            {r} (in {g})" for g, r, _ in self.sg_rules]
-        out += [f"security group     {i}" for i in self.security_groups]
-        out += [f"eventbridge rule   {i}" for i in self.event_rules]
-        out += [f"sqs queue          {self._queue_arns[u]}" for u in self.queues]
-        return out
-
 
 def _err_code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
