@@ -158,3 +158,8 @@ def test_a_hostile_stack_file_is_refused_by_the_cli_in_one_short_message(tmp_pat
     assert not (tmp_path / "out").exists()
     if name == "alias-bomb":
         assert elapsed < 10 and b"aliases" in r.stderr  # refused before any expansion (the CLI's start-up dominates)
+
+
+def test_the_readme_quotes_the_fuzz_size():
+    readme = (REPO / "README.md").read_text()
+    assert f"{len(MUTATIONS):,} mutations" in readme
