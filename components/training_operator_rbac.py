@@ -27,6 +27,7 @@ MPI_ONLY = {("", "serviceaccounts"), ("", "configmaps"), ("", "pods/exec"),
             ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings")}
 #: rules one kind's controller adds to the common ones
 KIND_EXTRAS = {"PyTorchJob": {("autoscaling", "horizontalpodautoscalers")}}
+ALL_EXTRAS = {pair for extra in KIND_EXTRAS.values() for pair in extra}
 CERT_SECRETS = ("", "secrets")
 SECRET_VERBS = ["get", "list", "update", "watch"]  # the rotator's marker: get;list;watch;update
 ROLE_CHECKOV_SKIPS = {
@@ -42,8 +43,7 @@ def _keep(group: str, resource: str, kinds: tuple[str, ...], plurals: set[str]) 
         return resource.split("/")[0] in plurals
     if (group, resource) in MPI_ONLY:
         return "MPIJob" in kinds
-    extras = {pair for extra in KIND_EXTRAS.values() for pair in extra}
-    if (group, resource) in extras:
+    if (group, resource) in ALL_EXTRAS:
         return any((group, resource) in KIND_EXTRAS.get(k, set()) for k in kinds)
     return True
 

@@ -28,6 +28,17 @@ AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 PROD_OSD_SIZE_GIB = 200
 
 
+
+def _section_default(data: dict, section: str, key: str, value: Any, *, unless: set[str]) -> dict:
+    """``data`` with ``section.key = value`` when the section is absent or sets none of ``unless``."""
+    current = data.get(section)
+    if current is None:
+        return {**data, section: {key: value}}
+    if isinstance(current, dict) and not (unless & set(current)):
+        return {**data, section: {**current, key: value}}
+    return data
+
+
 class PlatformConfig(_Model):
     stack: str = "dev"
     environment: Literal["dev", "staging", "prod"] = "dev"
@@ -73,19 +84,12 @@ class PlatformConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _environment_defaults(cls, data: Any) -> Any:
-        """prod spreads over 3 AZs and sizes OSDs at 200 GiB unless told otherwise (Ceph size 3 across zones)."""
+        """prod spreads over 3 AZs and sizes OSDs at 200 GiB unless told otherwise (Ceph size 3 across zones:
+        3 replicas of the default volumes, about 105 GiB, need more than 3 x 100 GiB below 85% full)."""
         if isinstance(data, dict) and data.get("environment") == "prod":
-            vpc = data.get("vpc")
-            if vpc is None:
-                data = {**data, "vpc": {"azCount": 3}}
-            elif isinstance(vpc, dict) and not ({"azCount", "az_count", "id"} & set(vpc)):
-                data = {**data, "vpc": {**vpc, "azCount": 3}}
-            # 3 replicas of the default volumes (about 105 GiB) need more than 3 x 100 GiB below 85% full
-            storage = data.get("storage")
-            if storage is None:
-                data = {**data, "storage": {"osdSizeGib": PROD_OSD_SIZE_GIB}}
-            elif isinstance(storage, dict) and not ({"osdSizeGib", "osd_size_gib"} & set(storage)):
-                data = {**data, "storage": {**storage, "osdSizeGib": PROD_OSD_SIZE_GIB}}
+            data = _section_default(data, "vpc", "azCount", 3, unless={"azCount", "az_count", "id"})
+            data = _section_default(data, "storage", "osdSizeGib", PROD_OSD_SIZE_GIB,
+                                    unless={"osdSizeGib", "osd_size_gib"})
         return data
 
     @model_validator(mode="after")

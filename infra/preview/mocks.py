@@ -31,12 +31,10 @@ from pulumi.runtime.mocks import MockMonitor
 from infra.conventions import PULUMI_SECRET_SIG, PULUMI_SIG_KEY
 
 ACCOUNT = "123456789012"
-SECRET_SIG = PULUMI_SECRET_SIG
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a8"
 ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
 ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
-SIG_KEY = PULUMI_SIG_KEY
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_TEXT = "[secret]"
 
@@ -181,15 +179,15 @@ class PlatformMocks(pulumi.runtime.Mocks):
 def plain(value: Any) -> Any:
     """A Struct-decoded value as JSON: secrets as "[secret]", resource refs as their URN, unknowns marked."""
     if isinstance(value, dict):
-        sig = value.get(SIG_KEY)
-        if sig == SECRET_SIG:
+        sig = value.get(PULUMI_SIG_KEY)
+        if sig == PULUMI_SECRET_SIG:
             return SECRET_TEXT
         if sig == RESOURCE_SIG:
             return value.get("urn")
         if sig == OUTPUT_SIG:
             return SECRET_TEXT if value.get("secret") else plain(value.get("value"))
         if sig in (ASSET_SIG, ARCHIVE_SIG):
-            return {k: v for k, v in value.items() if k != SIG_KEY}
+            return {k: v for k, v in value.items() if k != PULUMI_SIG_KEY}
         return {k: plain(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
         return [plain(v) for v in value]

@@ -109,9 +109,6 @@ def check_neighbours(stack: str, cfg: Any, project_dir: Path,
                           f"by stack '{other}' ({_why_protected(other, other_cfg)})")
 
 
-OWNER_TAG_STACK, OWNER_TAG_ENV, OWNER_TAG_EPHEMERAL = TAG_PROJECT_STACK, TAG_PROJECT_ENVIRONMENT, TAG_PROJECT_EPHEMERAL
-
-
 def check_cluster_tags(stack: str, cluster: str, session: Any) -> None:
     """Refuse unless the EKS cluster's own tags say it is this ephemeral stack's cluster.
 
@@ -125,10 +122,10 @@ def check_cluster_tags(stack: str, cluster: str, session: Any) -> None:
         if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return
         raise
-    owner, env, ephemeral = tags.get(OWNER_TAG_STACK), tags.get(OWNER_TAG_ENV), tags.get(OWNER_TAG_EPHEMERAL)
+    owner, env, ephemeral = tags.get(TAG_PROJECT_STACK), tags.get(TAG_PROJECT_ENVIRONMENT), tags.get(TAG_PROJECT_EPHEMERAL)
     if owner != name:
         raise Refused(f"refusing to tear down stack '{name}': EKS cluster '{cluster}' is tagged "
-                      f"{OWNER_TAG_STACK}={owner!r}, not this stack")
+                      f"{TAG_PROJECT_STACK}={owner!r}, not this stack")
     if env in ("prod", "staging") or ephemeral != "true":
         raise Refused(f"refusing to tear down stack '{name}': EKS cluster '{cluster}' is tagged "
-                      f"{OWNER_TAG_ENV}={env!r}, {OWNER_TAG_EPHEMERAL}={ephemeral!r}: not an ephemeral cluster")
+                      f"{TAG_PROJECT_ENVIRONMENT}={env!r}, {TAG_PROJECT_EPHEMERAL}={ephemeral!r}: not an ephemeral cluster")
