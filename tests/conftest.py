@@ -10,6 +10,7 @@ with ``EKS_ML_PLATFORM_REQUIRE_UPSTREAM=1`` (CI) it fails instead.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -48,6 +49,18 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     return (yield from _artifact_guard())
+
+#: how `python -m infra ...` reports a pinned file nobody provides (infra/upstream.py), one line on stderr
+UNAVAILABLE_RE = re.compile(r"upstream artifact \S+ \(\S+\) is not available: .*")
+
+
+def raise_if_artifact_unavailable(proc) -> None:
+    """A CLI run that stopped on a missing pinned upstream file raises ArtifactUnavailable in the test, so the
+    hooks above treat it like an in-process one: a skip naming the file, a failure under REQUIRE_UPSTREAM."""
+    found = UNAVAILABLE_RE.search(proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode(errors="replace"))
+    if proc.returncode != 0 and found:
+        raise ArtifactUnavailable(found.group(0))
+
 
 _CACHE: dict[str, Any] = {}
 

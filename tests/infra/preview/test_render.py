@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, states
+from tests.conftest import REPO, raise_if_artifact_unavailable, states
 
 pytestmark = pytest.mark.render
 
@@ -20,7 +20,9 @@ PY = sys.executable
 
 def run_cli(*args: str, cwd: Path = REPO, timeout: int = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([PY, "-m", "infra", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([PY, "-m", "infra", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    raise_if_artifact_unavailable(proc)
+    return proc
 
 
 def test_preview_shape(dev):
