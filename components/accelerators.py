@@ -27,8 +27,8 @@ Installed only for the accelerators some pool actually has (``cfg.pools``), each
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -43,7 +43,7 @@ from components.karpenter import (
     service_monitor,
 )
 from components.netpol import allow, default_deny, ingress_policy, prometheus_peer, tcp
-from infra.config import PlatformConfig
+from infra.config import NodePoolConfig, PlatformConfig
 from infra.conventions import std_labels, system_placement
 from infra.versions import CHARTS, IMAGES, NEURON_KUBE_SCHEDULER, chart_version
 
@@ -268,16 +268,39 @@ def neuron_monitor_service_monitor() -> dict[str, Any]:
                            selector={"app.kubernetes.io/name": "neuron-monitor"})
 
 
-def accelerator_kinds(cfg: PlatformConfig) -> set[str]:
-    return {k for k in (pool_kind(p) for p in cfg.pools) if k}
+def accelerator_kinds(pools: Sequence[NodePoolConfig]) -> set[str]:
+    return {k for k in (pool_kind(p) for p in pools) if k}
+
+
+@dataclass(frozen=True)
+class AcceleratorsSettings:
+    """What the component installs (:meth:`from_config`): each release only for the accelerators some pool
+    has and only when its switch is on, with its chart version override (None: the pinned chart)."""
+
+    nvidia_device_plugin: bool = False
+    dcgm_exporter: bool = False
+    neuron: bool = False
+    versions: Mapping[str, Optional[str]] = field(default_factory=dict)  # chart key -> override
+    kubernetes_version: str = ""  # the neuron scheduler extender follows the cluster's version
+
+    @classmethod
+    def from_config(cls, cfg: PlatformConfig) -> "AcceleratorsSettings":
+        kinds, a = accelerator_kinds(cfg.pools), cfg.addons
+        return cls(nvidia_device_plugin=NVIDIA in kinds and a.nvidia_device_plugin.enabled,
+                   dcgm_exporter=NVIDIA in kinds and a.dcgm_exporter.enabled,
+                   neuron=NEURON in kinds and a.neuron.enabled,
+                   versions={"nvidia_device_plugin": a.nvidia_device_plugin.version,
+                             "dcgm_exporter": a.dcgm_exporter.version, "neuron": a.neuron.version},
+                   kubernetes_version=cfg.cluster.version)
 
 
 @dataclass(frozen=True)
 class AcceleratorsArgs:
     """Inputs of the Accelerators component."""
 
+    settings: AcceleratorsSettings
     ctx: PlatformContext
-    """Config, cluster outputs, providers and the ``cluster_ready`` gate."""
+    """Cluster outputs, providers and the ``cluster_ready`` gate."""
     monitoring_release: Optional[pulumi.Resource] = None
     """The kube-prometheus-stack release (installs the ServiceMonitor CRD); None: no ServiceMonitors."""
 
@@ -287,29 +310,25 @@ class Accelerators(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AcceleratorsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-ml-platform:accelerators:Accelerators", name, None, opts)
-        ctx, cfg = args.ctx, args.ctx.cfg
+        ctx, st = args.ctx, args.settings
         ready = list(ctx.cluster_ready)
-        kinds = accelerator_kinds(cfg)
         self.releases: dict[str, k8s.helm.v3.Release] = {}
         self.service_monitors: dict[str, k8s.apiextensions.CustomResource] = {}
         self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
 
-        nvidia_plugin = NVIDIA in kinds and cfg.addons.nvidia_device_plugin.enabled
-        dcgm = NVIDIA in kinds and cfg.addons.dcgm_exporter.enabled
-        neuron = NEURON in kinds and cfg.addons.neuron.enabled
-        if nvidia_plugin or dcgm:
+        if st.nvidia_device_plugin or st.dcgm_exporter:
             ns = self._namespace(name, NVIDIA_NAMESPACE, ready)
-            if nvidia_plugin:
-                self._release(name, "nvidia-device-plugin", "nvidia_device_plugin", cfg.addons.nvidia_device_plugin.version,
+            if st.nvidia_device_plugin:
+                self._release(name, "nvidia-device-plugin", "nvidia_device_plugin", st.versions.get("nvidia_device_plugin"),
                               NVIDIA_NAMESPACE, nvidia_device_plugin_values(), [*ready, ns])
-            if dcgm:
-                release = self._release(name, "dcgm-exporter", "dcgm_exporter", cfg.addons.dcgm_exporter.version,
+            if st.dcgm_exporter:
+                release = self._release(name, "dcgm-exporter", "dcgm_exporter", st.versions.get("dcgm_exporter"),
                                         NVIDIA_NAMESPACE, dcgm_exporter_values(), [*ready, ns])
                 self._network_policy(f"{name}-netpol-dcgm-exporter", dcgm_network_policy(), [*ready, ns])
                 self._service_monitor(name, "dcgm-exporter", dcgm_service_monitor(), args.monitoring_release, release)
-        if neuron:
-            self._release(name, "neuron", "neuron", cfg.addons.neuron.version, NEURON_NAMESPACE,
-                          neuron_values(cfg.cluster.version), ready)
+        if st.neuron:
+            self._release(name, "neuron", "neuron", st.versions.get("neuron"), NEURON_NAMESPACE,
+                          neuron_values(st.kubernetes_version), ready)
             ns = self._namespace(name, NEURON_MONITOR_NAMESPACE, ready)
             ds = neuron_monitor_daemonset()
             self.neuron_monitor = k8s.apps.v1.DaemonSet(

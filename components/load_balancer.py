@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -88,6 +88,23 @@ def dumps(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class LoadBalancerSettings:
+    """What the controller takes from the stack config (:meth:`from_config`)."""
+
+    cluster_name: str
+    region: str
+    common_tags: Mapping[str, str]
+    ingress_class: str = "alb"
+    version: Optional[str] = None  # ``addons.loadBalancerController.version`` (None: the pinned chart)
+
+    @classmethod
+    def from_config(cls, cfg: PlatformConfig) -> "LoadBalancerSettings":
+        return cls(cluster_name=cfg.cluster_name, region=cfg.region, common_tags=dict(cfg.common_tags),
+                   ingress_class=cfg.serving.ingress.class_name,
+                   version=cfg.addons.load_balancer_controller.version)
+
+
 # ------------------------------------------------------------------------------------- IAM
 def partition_for_region(region: str) -> str:
     if region.startswith("us-gov-"):
@@ -108,25 +125,25 @@ def iam_policy_document(region: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- Helm
-def default_tags(cfg: PlatformConfig) -> dict[str, str]:
+def default_tags(s: LoadBalancerSettings) -> dict[str, str]:
     """AWS tags on everything the controller creates (besides its own tracking tags).
 
     This stack's tags, minus ``managed-by: pulumi`` (Pulumi does not manage these load balancers) and
     the controller's tracking keys. The chart joins them as ``k=v,k=v`` into one flag, so a key or
     value holding ``,`` or ``=`` is left out rather than corrupting the flag.
     """
-    tags = {k: v for k, v in cfg.common_tags.items() if k != "managed-by"}
-    tags[TAG_PROJECT_CLUSTER] = cfg.cluster_name
+    tags = {k: v for k, v in s.common_tags.items() if k != "managed-by"}
+    tags[TAG_PROJECT_CLUSTER] = s.cluster_name
     return {k: v for k, v in sorted(tags.items())
             if k not in TRACKING_TAG_KEYS and not k.lower().startswith("aws:")
             and not any(ch in f"{k}{v}" for ch in ",=")}
 
 
-def controller_values(cfg: PlatformConfig, *, vpc_id: Any) -> dict[str, Any]:
+def controller_values(s: LoadBalancerSettings, *, vpc_id: Any) -> dict[str, Any]:
     """Values for the aws-load-balancer-controller chart (3.5.0 values.yaml keys)."""
     return {
-        "clusterName": cfg.cluster_name,
-        "region": cfg.region,
+        "clusterName": s.cluster_name,
+        "region": s.region,
         "vpcId": vpc_id,
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
         "replicaCount": 2,
@@ -136,8 +153,8 @@ def controller_values(cfg: PlatformConfig, *, vpc_id: Any) -> dict[str, Any]:
                       "limits": {"cpu": "500m", "memory": "512Mi"}},
         "podDisruptionBudget": {"maxUnavailable": 1},
         "enableServiceMutatorWebhook": False,
-        "defaultTags": default_tags(cfg),
-        "ingressClass": cfg.serving.ingress.class_name,
+        "defaultTags": default_tags(s),
+        "ingressClass": s.ingress_class,
         "createIngressClassResource": True,
         "keepTLSSecret": True,
         "serviceMonitor": {"enabled": False},  # the metrics Service + ServiceMonitor come from this component
@@ -174,8 +191,9 @@ def service_monitor() -> dict[str, Any]:
 class LoadBalancerControllerArgs:
     """Inputs of the LoadBalancerController component."""
 
+    settings: LoadBalancerSettings
     ctx: PlatformContext
-    """Config, cluster outputs (name), ``vpc_id``, providers and the ``cluster_ready`` gate."""
+    """Cluster outputs, ``vpc_id``, providers and the ``cluster_ready`` gate."""
     monitoring_release: Optional[pulumi.Resource] = None
     """The kube-prometheus-stack release (installs the ServiceMonitor CRD); None: no metrics Service/ServiceMonitor."""
 
@@ -186,8 +204,8 @@ class LoadBalancerController(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LoadBalancerControllerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-ml-platform:load_balancer:LoadBalancerController", name, None, opts)
-        ctx, cfg = args.ctx, args.ctx.cfg
-        cluster = cfg.cluster_name
+        ctx, st = args.ctx, args.settings
+        cluster = st.cluster_name
         child = pulumi.ResourceOptions(parent=self)
         gated = pulumi.ResourceOptions(parent=self, depends_on=list(ctx.cluster_ready))
 
@@ -200,7 +218,7 @@ class LoadBalancerController(pulumi.ComponentResource):
         self.policy = aws.iam.Policy(
             # (a description change replaces an IAM policy, so it names no version)
             f"{name}-controller", description=f"AWS Load Balancer Controller of {cluster} (upstream IAM policy)",
-            policy=dumps(iam_policy_document(cfg.region)), opts=child,
+            policy=dumps(iam_policy_document(st.region)), opts=child,
         )
         self.attachment = aws.iam.RolePolicyAttachment(
             f"{name}-controller", role=self.role.name, policy_arn=self.policy.arn, opts=child)
@@ -211,12 +229,12 @@ class LoadBalancerController(pulumi.ComponentResource):
 
         # ---- Helm
         chart = CHARTS[CHART_KEY]
-        version = chart_version(CHART_KEY, cfg.addons.load_balancer_controller.version)
+        version = chart_version(CHART_KEY, st.version)
         self.release = k8s.helm.v3.Release(
             f"{name}-release", name=RELEASE_NAME, chart=chart.chart, version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
             namespace=NAMESPACE, create_namespace=False, skip_await=False, atomic=True, cleanup_on_fail=True,
-            timeout=600, values=controller_values(cfg, vpc_id=ctx.vpc_id),
+            timeout=600, values=controller_values(st, vpc_id=ctx.vpc_id),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[
                 *ctx.cluster_ready, self.pod_identity, self.attachment]),
         )
@@ -240,7 +258,7 @@ class LoadBalancerController(pulumi.ComponentResource):
 
         self.role_arn = self.role.arn
         self.policy_arn = self.policy.arn
-        self.ingress_class = cfg.serving.ingress.class_name
+        self.ingress_class = st.ingress_class
         self.register_outputs({
             "role_arn": self.role.arn, "policy_arn": self.policy.arn, "ingress_class": self.ingress_class,
             "chart_version": version, "release": self.release.status,

@@ -143,12 +143,13 @@ def _karpenter(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _accelerators(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from components.accelerators import Accelerators, AcceleratorsArgs
+    from components.accelerators import Accelerators, AcceleratorsArgs, AcceleratorsSettings
 
     # The device plugins target the accelerator labels of the Karpenter pools: in parallel with Karpenter
     # (a DaemonSet with no matching node is ready at once), not after it.
-    return Accelerators(f"{env.name}-accelerators", AcceleratorsArgs(ctx=env.ctx, monitoring_release=_release(built)),
-                        opts=env.opts())
+    args = AcceleratorsArgs(settings=AcceleratorsSettings.from_config(env.cfg), ctx=env.ctx,
+                            monitoring_release=_release(built))
+    return Accelerators(f"{env.name}-accelerators", args, opts=env.opts())
 
 
 def _training_operator(env: BuildEnv, built: Built) -> pulumi.Resource:
@@ -196,11 +197,12 @@ def _training(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _load_balancer(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from components.load_balancer import LoadBalancerController, LoadBalancerControllerArgs
+    from components.load_balancer import LoadBalancerController, LoadBalancerControllerArgs, LoadBalancerSettings
 
     # Runs on the system nodes: only the cluster gate (and monitoring's CRD for its ServiceMonitor).
     # The serving Ingress/Service depend on it, so a destroy deletes them (and their ALB/NLB) first.
-    args = LoadBalancerControllerArgs(ctx=env.ctx, monitoring_release=_release(built))
+    args = LoadBalancerControllerArgs(settings=LoadBalancerSettings.from_config(env.cfg), ctx=env.ctx,
+                                      monitoring_release=_release(built))
     return LoadBalancerController(f"{env.name}-load-balancer", args, opts=env.opts())
 
 

@@ -158,10 +158,10 @@ def test_service_monitors_validate_against_the_prometheus_operator_crd():
 
 
 def test_accelerator_kinds_follow_the_pools():
-    assert acc.accelerator_kinds(parse_config({}, stack="dev")) == {"nvidia", "neuron"}
+    assert acc.accelerator_kinds(parse_config({}, stack="dev").pools) == {"nvidia", "neuron"}
     only_cpu = parse_config({"nodePools": [{"name": "cpu", "instanceFamilies": ["m6i"], "limits": {"cpu": 8}}],
                              "training": {"enabled": False}, "serving": {"enabled": False}}, stack="dev")
-    assert acc.accelerator_kinds(only_cpu) == set()
+    assert acc.accelerator_kinds(only_cpu.pools) == set()
 
 
 def test_priority_classes_let_serving_preempt_training():

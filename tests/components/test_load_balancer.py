@@ -47,7 +47,7 @@ def gate_urns(result) -> set[str]:
 # ------------------------------------------------------------------------------- pure helpers
 def test_values_cluster_vpc_system_nodes_and_webhook_off():
     cfg = parse_config({"cluster": {"name": "ml-x"}, "region": "eu-west-1"}, stack="dev")
-    v = lb.controller_values(cfg, vpc_id="vpc-0123456789abcdef0")
+    v = lb.controller_values(lb.LoadBalancerSettings.from_config(cfg), vpc_id="vpc-0123456789abcdef0")
     assert v["clusterName"] == "ml-x" and v["region"] == "eu-west-1" and v["vpcId"] == "vpc-0123456789abcdef0"
     assert v["serviceAccount"] == {"create": True, "name": "aws-load-balancer-controller"}
     assert v["replicaCount"] == 2 and v["podDisruptionBudget"] == {"maxUnavailable": 1}
@@ -62,12 +62,12 @@ def test_values_cluster_vpc_system_nodes_and_webhook_off():
 
 def test_ingress_class_follows_serving_config():
     cfg = parse_config({"serving": {"ingress": {"className": "alb-internal"}}}, stack="dev")
-    assert lb.controller_values(cfg, vpc_id="vpc-1")["ingressClass"] == "alb-internal"
+    assert lb.controller_values(lb.LoadBalancerSettings.from_config(cfg), vpc_id="vpc-1")["ingressClass"] == "alb-internal"
 
 
 def test_default_tags_carry_the_cluster_and_never_a_tracking_key():
     cfg = parse_config({"cluster": {"name": "ml-x"}, "tags": {"team": "ml", TAG_LBC_CLUSTER: "other"}}, stack="dev")
-    tags = lb.default_tags(cfg)
+    tags = lb.default_tags(lb.LoadBalancerSettings.from_config(cfg))
     assert tags["eks-ml-platform/cluster"] == "ml-x" and tags["team"] == "ml"
     # the controller sets elbv2.k8s.aws/cluster itself and exits if --default-tags names it
     assert TAG_LBC_CLUSTER in lb.TRACKING_TAG_KEYS and not set(tags) & lb.TRACKING_TAG_KEYS
