@@ -136,10 +136,11 @@ def _priority(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _karpenter(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from components.karpenter import Karpenter, KarpenterArgs
+    from components.karpenter import Karpenter, KarpenterArgs, KarpenterSettings
 
-    return Karpenter(f"{env.name}-karpenter", KarpenterArgs(ctx=env.ctx, monitoring_release=_release(built)),
-                     opts=env.opts())
+    args = KarpenterArgs(settings=KarpenterSettings.from_config(env.cfg), ctx=env.ctx,
+                         monitoring_release=_release(built))
+    return Karpenter(f"{env.name}-karpenter", args, opts=env.opts())
 
 
 def _accelerators(env: BuildEnv, built: Built) -> pulumi.Resource:

@@ -38,6 +38,7 @@ tests). New code imports from the defining submodule.
 from __future__ import annotations
 
 from components.karpenter.component import Karpenter, KarpenterArgs
+from components.karpenter.settings import KarpenterSettings
 from components.karpenter.node_pools import (
                                              ACCELERATOR_LABEL,
                                              GPU_TAINT,
@@ -55,6 +56,6 @@ from components.karpenter.values import (
 )
 
 __all__ = [
-    "ACCELERATOR_LABEL", "GPU_TAINT", "KARPENTER_METRICS", "Karpenter", "KarpenterArgs", "NEURON", "NEURON_TAINT",
+    "ACCELERATOR_LABEL", "GPU_TAINT", "KARPENTER_METRICS", "Karpenter", "KarpenterArgs", "KarpenterSettings", "NEURON", "NEURON_TAINT",
     "NVIDIA", "karpenter_service_monitor", "node_pool_spec", "pool_kind", "pool_taints", "service_monitor",
 ]

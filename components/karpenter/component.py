@@ -31,7 +31,7 @@ from components.karpenter.values import (
     karpenter_values,
     std_labels,
 )
-from infra.config import PlatformConfig
+from components.karpenter.settings import KarpenterSettings
 from infra.conventions import (
     assume_role_policy,
     interruption_queue_name,
@@ -49,8 +49,9 @@ TYPE = "eks-ml-platform:karpenter:Karpenter"
 class KarpenterArgs:
     """Inputs of the Karpenter component."""
 
+    settings: KarpenterSettings
     ctx: PlatformContext
-    """Config, cluster outputs, providers and the ``cluster_ready`` gate."""
+    """Cluster outputs, providers and the ``cluster_ready`` gate."""
     monitoring_release: Optional[pulumi.Resource] = None
     """The kube-prometheus-stack release (installs the ServiceMonitor CRD); None: no ServiceMonitor."""
 
@@ -62,7 +63,7 @@ class Karpenter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KarpenterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(TYPE, name, None, opts)
-        ctx, cfg = args.ctx, args.ctx.cfg
+        ctx, st = args.ctx, args.settings
         self._prefix = name
         self._child = pulumi.ResourceOptions(parent=self)
         self._gated = pulumi.ResourceOptions(parent=self, depends_on=list(ctx.cluster_ready))
@@ -70,11 +71,11 @@ class Karpenter(pulumi.ComponentResource):
         partition = aws.get_partition_output(opts=invoke).partition
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
 
-        self._interruption_queue(cfg.cluster_name)
-        self._node_role(cfg.cluster_name, partition)
-        attachments = self._controller_role(cfg, partition, account_id)
-        self._helm_releases(ctx, attachments)
-        self._pools(cfg)
+        self._interruption_queue(st.cluster_name)
+        self._node_role(st.cluster_name, partition)
+        attachments = self._controller_role(st, partition, account_id)
+        self._helm_releases(ctx, st, attachments)
+        self._pools(st)
         self._service_monitor(args.monitoring_release)
 
         self.queue_name = self.queue.name
@@ -122,20 +123,20 @@ class Karpenter(pulumi.ComponentResource):
             opts=self._gated,
         )
 
-    def _controller_role(self, cfg: PlatformConfig, partition: pulumi.Output[str],
+    def _controller_role(self, st: KarpenterSettings, partition: pulumi.Output[str],
                          account_id: pulumi.Output[str]) -> list[aws.iam.RolePolicyAttachment]:
         """The controller role (EKS Pod Identity), its scoped policies and the association.
 
         Returns the policy attachments: the controller release waits for them.
         """
-        name, child, cluster = self._prefix, self._child, cfg.cluster_name
+        name, child, cluster = self._prefix, self._child, st.cluster_name
         self.controller_role = aws.iam.Role(
             f"{name}-controller", assume_role_policy=pod_identity_trust(),
             description=f"Karpenter controller of {cluster} (EKS Pod Identity, {NAMESPACE}/{SERVICE_ACCOUNT})",
             opts=child,
         )
         docs = pulumi.Output.all(partition, account_id, self.node_role.arn, self.queue.arn).apply(
-            lambda a: controller_policies(cluster=cluster, region=cfg.region, partition=a[0], account_id=a[1],
+            lambda a: controller_policies(cluster=cluster, region=st.region, partition=a[0], account_id=a[1],
                                           node_role_arn=a[2], queue_arn=a[3]))
         attachments = []
         for key in ("node-lifecycle", "iam-integration", "eks-integration", "interruption", "zonal-shift",
@@ -152,10 +153,11 @@ class Karpenter(pulumi.ComponentResource):
         )
         return attachments
 
-    def _helm_releases(self, ctx: PlatformContext, attachments: list[aws.iam.RolePolicyAttachment]) -> None:
+    def _helm_releases(self, ctx: PlatformContext, st: KarpenterSettings,
+                       attachments: list[aws.iam.RolePolicyAttachment]) -> None:
         """``karpenter-crd`` first (it alone owns the CRDs), then ``karpenter`` with ``skip_crds``."""
-        name, cfg = self._prefix, ctx.cfg
-        version = chart_version("karpenter", cfg.addons.karpenter.version)
+        name = self._prefix
+        version = chart_version("karpenter", st.version)
         self.crd_release = k8s.helm.v3.Release(
             f"{name}-crd", name=CRD_RELEASE_NAME, chart=CHARTS["karpenter_crd"].chart, version=version,
             namespace=NAMESPACE, create_namespace=False, skip_await=False, atomic=True, cleanup_on_fail=True,
@@ -165,21 +167,21 @@ class Karpenter(pulumi.ComponentResource):
             f"{name}-release", name=RELEASE_NAME, chart=CHARTS["karpenter"].chart, version=version,
             namespace=NAMESPACE, create_namespace=False, skip_crds=True, skip_await=False, atomic=True,
             cleanup_on_fail=True, timeout=600,
-            values=karpenter_values(cfg, queue_name=self.queue.name, cluster_endpoint=ctx.cluster.endpoint),
+            values=karpenter_values(st, queue_name=self.queue.name, cluster_endpoint=ctx.cluster.endpoint),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[
                 *ctx.cluster_ready, self.crd_release, self.pod_identity, self.queue, *attachments]),
         )
 
-    def _pools(self, cfg: PlatformConfig) -> None:
+    def _pools(self, st: KarpenterSettings) -> None:
         """An EC2NodeClass and a NodePool per configured pool, after the release (their CRDs)."""
         name = self._prefix
         self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {}
         self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
-        for pool in cfg.pools:
+        for pool in st.pools:
             node_class = k8s.apiextensions.CustomResource(
                 f"{name}-nodeclass-{pool.name}", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
                 metadata={"name": pool.name, "labels": std_labels("karpenter")},
-                spec=node_class_spec(cfg, pool, role=self.node_role.name),
+                spec=node_class_spec(st, pool, role=self.node_role.name),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.crd_release]),
             )
             self.node_classes[pool.name] = node_class

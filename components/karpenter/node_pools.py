@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from infra.config import NodePoolConfig, PlatformConfig
+from components.karpenter.settings import KarpenterSettings
+from infra.config import NodePoolConfig
 from infra.conventions import (
     TAG_EKS_CLUSTER_NAME,
     TAG_K8S_CLUSTER_PREFIX,
@@ -120,10 +121,10 @@ def node_pool_spec(pool: NodePoolConfig) -> dict[str, Any]:
     return spec
 
 
-def node_class_tags(cfg: PlatformConfig, pool: NodePoolConfig) -> dict[str, str]:
+def node_class_tags(s: KarpenterSettings, pool: NodePoolConfig) -> dict[str, str]:
     """Tags on everything Karpenter launches for the pool, besides Karpenter's own."""
-    tags = {k: v for k, v in cfg.common_tags.items() if not k.startswith(RESTRICTED_TAG_PREFIXES)}
-    tags[CLUSTER_TAG] = cfg.cluster_name
+    tags = {k: v for k, v in s.common_tags.items() if not k.startswith(RESTRICTED_TAG_PREFIXES)}
+    tags[CLUSTER_TAG] = s.cluster_name
     tags[POOL_LABEL] = pool.name
     return tags
 
@@ -140,13 +141,13 @@ def security_group_terms(cluster: str) -> list[dict[str, Any]]:
     return [{"tags": {DISCOVERY_TAG: cluster}}, {"tags": {"aws:eks:cluster-name": cluster}}]
 
 
-def node_class_spec(cfg: PlatformConfig, pool: NodePoolConfig, *, role: Any) -> dict[str, Any]:
+def node_class_spec(s: KarpenterSettings, pool: NodePoolConfig, *, role: Any) -> dict[str, Any]:
     """``spec`` of the karpenter.k8s.aws/v1 EC2NodeClass for one pool."""
     return {
         "role": role,
         "amiSelectorTerms": [{"alias": pool.ami_alias or AMI_ALIAS}],
-        "subnetSelectorTerms": [{"tags": {DISCOVERY_TAG: cfg.cluster_name}}],
-        "securityGroupSelectorTerms": security_group_terms(cfg.cluster_name),
+        "subnetSelectorTerms": [{"tags": {DISCOVERY_TAG: s.cluster_name}}],
+        "securityGroupSelectorTerms": security_group_terms(s.cluster_name),
         "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                             "httpPutResponseHopLimit": pool.imds_hop_limit, "httpTokens": "required"},
         "blockDeviceMappings": [{
@@ -154,5 +155,5 @@ def node_class_spec(cfg: PlatformConfig, pool: NodePoolConfig, *, role: Any) -> 
             "ebs": {"volumeSize": f"{pool.root_volume}Gi", "volumeType": "gp3", "encrypted": True,
                     "deleteOnTermination": True},
         }],
-        "tags": node_class_tags(cfg, pool),
+        "tags": node_class_tags(s, pool),
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from infra.config import PlatformConfig
+from components.karpenter.settings import KarpenterSettings
 from infra.conventions import SYSTEM_NODE_SELECTOR, SYSTEM_TOLERATION, std_labels
 
 NAMESPACE = "kube-system"
@@ -43,9 +43,9 @@ KARPENTER_METRICS = (
 )
 
 
-def karpenter_values(cfg: PlatformConfig, *, queue_name: Any, cluster_endpoint: Any = None) -> dict[str, Any]:
+def karpenter_values(s: KarpenterSettings, *, queue_name: Any, cluster_endpoint: Any = None) -> dict[str, Any]:
     """Values for the karpenter chart (v1.14.1 values.yaml keys)."""
-    settings: dict[str, Any] = {"clusterName": cfg.cluster_name, "interruptionQueue": queue_name}
+    settings: dict[str, Any] = {"clusterName": s.cluster_name, "interruptionQueue": queue_name}
     if cluster_endpoint is not None:
         settings["clusterEndpoint"] = cluster_endpoint
     return {

@@ -7,6 +7,7 @@ import pytest
 
 from components.karpenter.iam import INTERRUPTION_EVENTS, controller_policies, queue_policy
 from components.karpenter.node_pools import node_class_spec, node_pool_spec
+from components.karpenter.settings import KarpenterSettings
 from components.karpenter.values import KARPENTER_METRICS, karpenter_values
 from infra.config import parse_config
 from infra.versions import AMI_ALIAS
@@ -83,7 +84,7 @@ def test_user_labels_weight_and_scheduled_budgets():
 # ------------------------------------------------------------------ EC2NodeClass
 def test_node_class_imdsv2_encrypted_gp3_and_pinned_alias(cfg, pools):
     for name, size in (("cpu", "50Gi"), ("gpu", "200Gi"), ("inf1", "150Gi")):
-        spec = node_class_spec(cfg, pools[name], role="node-role")
+        spec = node_class_spec(KarpenterSettings.from_config(cfg), pools[name], role="node-role")
         assert spec["metadataOptions"] == {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                                            "httpPutResponseHopLimit": 1, "httpTokens": "required"}
         (root,) = spec["blockDeviceMappings"]
@@ -97,7 +98,7 @@ def test_node_class_imdsv2_encrypted_gp3_and_pinned_alias(cfg, pools):
 
 
 def test_node_class_selectors_and_tags(cfg, pools):
-    spec = node_class_spec(cfg, pools["inf1"], role="r")
+    spec = node_class_spec(KarpenterSettings.from_config(cfg), pools["inf1"], role="r")
     assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "ml-test"}}]
     assert {"tags": {"karpenter.sh/discovery": "ml-test"}} in spec["securityGroupSelectorTerms"]
     assert {"tags": {"aws:eks:cluster-name": "ml-test"}} in spec["securityGroupSelectorTerms"]
@@ -112,7 +113,7 @@ def test_pool_overrides_for_alias_and_hop_limit():
         "name": "ray", "instanceFamilies": ["m7i"], "limits": {"cpu": 8}, "amiAlias": "al2023@v20260625",
         "imdsHopLimit": 2, "rootVolumeGib": 80,
     }], "training": {"enabled": False}, "serving": {"enabled": False}}, stack="dev")
-    spec = node_class_spec(cfg, cfg.pools[0], role="r")
+    spec = node_class_spec(KarpenterSettings.from_config(cfg), cfg.pools[0], role="r")
     assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20260625"}]
     assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 2
     assert spec["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "80Gi"
@@ -120,7 +121,7 @@ def test_pool_overrides_for_alias_and_hop_limit():
 
 # ------------------------------------------------------------------ Helm values
 def test_values_wire_the_queue_and_run_on_system_nodes(cfg):
-    values = karpenter_values(cfg, queue_name="ml-test-karpenter-interruption", cluster_endpoint="https://x")
+    values = karpenter_values(KarpenterSettings.from_config(cfg), queue_name="ml-test-karpenter-interruption", cluster_endpoint="https://x")
     assert values["settings"] == {"clusterName": "ml-test", "interruptionQueue": "ml-test-karpenter-interruption",
                                   "clusterEndpoint": "https://x"}
     assert values["nodeSelector"]["eks-ml-platform/node-role"] == "system"

@@ -1,0 +1,26 @@
+"""What the Karpenter component takes from the stack config: a pure slice, built by :meth:`KarpenterSettings.from_config`.
+
+The spec builders (``node_pools``, ``values``, ``iam``) and the component read this slice, never
+the whole ``PlatformConfig``, so what Karpenter depends on is visible in one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+from infra.config import NodePoolConfig, PlatformConfig
+
+
+@dataclass(frozen=True)
+class KarpenterSettings:
+    cluster_name: str
+    region: str
+    pools: tuple[NodePoolConfig, ...] = ()
+    #: The stack's tags (``tags`` plus the platform's own), copied onto what Karpenter launches.
+    common_tags: Mapping[str, str] = field(default_factory=dict)
+    version: Optional[str] = None  # ``addons.karpenter.version`` (None: the pinned chart)
+
+    @classmethod
+    def from_config(cls, cfg: PlatformConfig) -> "KarpenterSettings":
+        return cls(cluster_name=cfg.cluster_name, region=cfg.region, pools=tuple(cfg.pools),
+                   common_tags=dict(cfg.common_tags), version=cfg.addons.karpenter.version)
