@@ -244,7 +244,7 @@ def network_policies(cfg: PlatformConfig, *, storage: bool) -> list[dict[str, An
     network, where these policies do not apply."""
     out = [default_deny(NAMESPACE), same_namespace(NAMESPACE),
            ingress_policy("prometheus-operator-webhook", NAMESPACE, OPERATOR_POD,
-                          [allow(cidr_peers(api_server_cidrs(cfg)), tcp(OPERATOR_WEBHOOK_PORT))])]
+                          [allow(cidr_peers(api_server_cidrs(cfg.vpc)), tcp(OPERATOR_WEBHOOK_PORT))])]
     clients = [namespace_peer(CEPH_NAMESPACE, {"app": "rook-ceph-mgr"})] if storage else []
     if cfg.serving.enabled and cfg.serving.keda:
         clients.append(namespace_peer(KEDA_NAMESPACE))

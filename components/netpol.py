@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from infra.config import PlatformConfig
+from infra.config import VpcConfig
 from infra.conventions import std_labels
 from infra.network import plan_subnets
 
@@ -113,29 +113,29 @@ def same_namespace(namespace: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- source CIDRs
-def api_server_cidrs(cfg: PlatformConfig) -> list[str]:
+def api_server_cidrs(vpc: VpcConfig) -> list[str]:
     """Where admission webhook calls come from: the control plane's ENIs sit in the cluster subnets
     (private and public, or yours), which pod labels cannot select, so the VPC CIDR."""
-    return [cfg.vpc.cidr]
+    return [vpc.cidr]
 
 
-def node_cidrs(cfg: PlatformConfig) -> list[str]:
+def node_cidrs(vpc: VpcConfig) -> list[str]:
     """Where host-network traffic comes from: the private (node) subnets; ``vpc.cidr`` for your own VPC."""
-    if cfg.vpc.byo:
-        return [cfg.vpc.cidr]
-    return [s.private_cidr for s in plan_subnets(cfg.vpc.cidr, cfg.vpc.az_count)]
+    if vpc.byo:
+        return [vpc.cidr]
+    return [s.private_cidr for s in plan_subnets(vpc.cidr, vpc.az_count)]
 
 
-def load_balancer_cidrs(cfg: PlatformConfig, scheme: str) -> list[str]:
+def load_balancer_cidrs(vpc: VpcConfig, scheme: str, configured: Optional[Sequence[str]] = None) -> list[str]:
     """Where ALB/NLB traffic to ``ip`` targets comes from: the load balancer's ENIs.
 
-    ``serving.loadBalancerCidrs`` when set (it is required with your own VPC unless ``vpc.cidr`` is
+    ``configured`` (``serving.loadBalancerCidrs``) when set (it is required with your own VPC unless ``vpc.cidr`` is
     set, which is then the fallback). In the VPC this program creates, an ``internet-facing`` load
     balancer lives in the public subnets (``kubernetes.io/role/elb``) and an ``internal`` one in the
     private subnets (``kubernetes.io/role/internal-elb``); ``plan_subnets`` gives their CIDRs."""
-    if cfg.serving.load_balancer_cidrs:
-        return list(cfg.serving.load_balancer_cidrs)
-    if cfg.vpc.byo:
-        return [cfg.vpc.cidr]
-    plan = plan_subnets(cfg.vpc.cidr, cfg.vpc.az_count)
+    if configured:
+        return list(configured)
+    if vpc.byo:
+        return [vpc.cidr]
+    plan = plan_subnets(vpc.cidr, vpc.az_count)
     return [s.public_cidr if scheme == "internet-facing" else s.private_cidr for s in plan]

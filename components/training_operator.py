@@ -157,7 +157,7 @@ class OperatorSettings:
         """The operator for a stack: the pinned release (or ``addons.trainingOperator.version``), PyTorchJob + TFJob,
         webhook calls admitted from the stack's VPC."""
         return cls(version=cfg.addons.training_operator.version or MANIFESTS["training_operator"].tag,
-                   api_server_cidrs=tuple(api_server_cidrs(cfg)))
+                   api_server_cidrs=tuple(api_server_cidrs(cfg.vpc)))
 
 
 def _labels(obj: dict[str, Any], extra: dict[str, str]) -> None:

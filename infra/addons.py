@@ -110,10 +110,11 @@ class Addon:
 # ---------------------------------------------------------------- builders
 def _storage(env: BuildEnv, built: Built) -> pulumi.Resource:
     from components.monitoring import PROMETHEUS_URL
-    from components.storage import RookCeph, StorageArgs
+    from components.storage import RookCeph, StorageArgs, StorageSettings
 
     prometheus = PROMETHEUS_URL if env.cfg.addons.monitoring.enabled else None
-    return RookCeph(f"{env.name}-storage", StorageArgs(ctx=env.ctx, prometheus_url=prometheus), opts=env.opts())
+    args = StorageArgs(settings=StorageSettings.from_config(env.cfg), ctx=env.ctx, prometheus_url=prometheus)
+    return RookCeph(f"{env.name}-storage", args, opts=env.opts())
 
 
 def _monitoring(env: BuildEnv, built: Built) -> pulumi.Resource:

@@ -58,6 +58,7 @@ from components.storage.names import (
                                       MGR_METRICS,
                                       NAMESPACE,
 )
+from components.storage.settings import StorageSettings
 from components.storage.teardown import teardown_steps
 from components.storage.values import (
                                       ceph_cluster_spec,
@@ -69,6 +70,6 @@ from infra.conventions import BLOCK_STORAGE_CLASS
 
 __all__ = [
     "BLOCK_STORAGE_CLASS", "CEPH_METRICS", "EXPORTER_METRICS", "FORCE_DELETION_ANNOTATION", "MGR_METRICS",
-    "NAMESPACE", "RookCeph", "StorageArgs", "ceph_cluster_spec", "device_set", "filesystem_spec", "pool_metadata",
+    "NAMESPACE", "RookCeph", "StorageArgs", "StorageSettings", "ceph_cluster_spec", "device_set", "filesystem_spec", "pool_metadata",
     "teardown_steps",
 ]

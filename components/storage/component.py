@@ -26,6 +26,7 @@ from components.storage.names import (
     WAIT_FOR_READY,
 )
 from components.storage.netpol import network_policies
+from components.storage.settings import StorageSettings
 from components.storage.values import (
     block_pool_spec,
     block_storage_class,
@@ -62,8 +63,9 @@ class _ClusterCustomResource(pulumi.CustomResource):
 class StorageArgs:
     """Inputs of the storage component."""
 
+    settings: StorageSettings
     ctx: "PlatformContext"
-    """Config, cluster outputs, providers and the ``cluster_ready`` gate."""
+    """Cluster outputs, providers and the ``cluster_ready`` gate."""
     prometheus_url: Optional[str] = None
     """In-cluster Prometheus URL for the Ceph dashboard's graphs (None: no monitoring add-on)."""
 
@@ -75,11 +77,10 @@ class RookCeph(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StorageArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(STORAGE_TYPE, name, None, opts)
-        self._prefix, self._ctx = name, args.ctx
-        cfg = args.ctx.cfg
+        self._prefix, self._ctx, self._settings = name, args.ctx, args.settings
 
         self._namespace_and_disks()
-        version = chart_version("rook_ceph", cfg.addons.rook_ceph.version)
+        version = chart_version("rook_ceph", args.settings.version)
         self._charts(version)
         self._ceph(args.prometheus_url)
         self._classes()
@@ -104,7 +105,7 @@ class RookCeph(pulumi.ComponentResource):
         timeouts = None
         if create_timeout or delete_timeout:
             timeouts = pulumi.CustomTimeouts(create=create_timeout, update=create_timeout, delete=delete_timeout)
-        extra = pulumi.ResourceOptions(protect=protect and self._ctx.cfg.protect, custom_timeouts=timeouts)
+        extra = pulumi.ResourceOptions(protect=protect and self._settings.protect, custom_timeouts=timeouts)
         return pulumi.ResourceOptions.merge(self._ctx.opts(self, depends_on=list(deps)), extra)
 
     def _storage_class(self, resource_name: str, doc: dict[str, Any],
@@ -126,38 +127,38 @@ class RookCeph(pulumi.ComponentResource):
                                                     "pod-security.kubernetes.io/enforce": "privileged"}},
             opts=self._child(),
         )
-        for doc in network_policies(self._ctx.cfg):
+        for doc in network_policies(self._settings):
             k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{doc['metadata']['name']}", metadata=doc["metadata"],
                                             spec=doc["spec"], opts=self._child(self.namespace))
-        self.ebs_storage_class = self._storage_class(f"{name}-ebs-gp3", ebs_storage_class(self._ctx.cfg),
+        self.ebs_storage_class = self._storage_class(f"{name}-ebs-gp3", ebs_storage_class(self._settings),
                                                      self._child())
 
     def _charts(self, version: str) -> None:
         """The rook-ceph operator chart, then ceph-csi-drivers (Rook v1.20 configures CSI only through it)."""
-        name, cfg = self._prefix, self._ctx.cfg
+        name, st = self._prefix, self._settings
         self.operator_release = k8s.helm.v3.Release(
             f"{name}-operator", name=OPERATOR_RELEASE, chart=CHARTS["rook_ceph"].chart, version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHARTS["rook_ceph"].repo),
             namespace=NAMESPACE, create_namespace=False, skip_await=False, atomic=True, cleanup_on_fail=True,
-            timeout=600, values=operator_values(cfg), opts=self._child(self.namespace, protect=True),
+            timeout=600, values=operator_values(st), opts=self._child(self.namespace, protect=True),
         )
         self.csi_release = k8s.helm.v3.Release(
             f"{name}-csi", name=CSI_RELEASE, chart=CHARTS["ceph_csi_drivers"].chart,
             version=chart_version("ceph_csi_drivers"),
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHARTS["ceph_csi_drivers"].repo),
             namespace=NAMESPACE, create_namespace=False, skip_await=False, atomic=True, cleanup_on_fail=True,
-            timeout=600, values=csi_driver_values(cfg), opts=self._child(self.operator_release),
+            timeout=600, values=csi_driver_values(st), opts=self._child(self.operator_release),
         )
 
     def _ceph(self, prometheus_url: Optional[str]) -> None:
         """The CephCluster, then the block pool and the filesystem on it."""
-        name, cfg, child = self._prefix, self._ctx.cfg, self._child
+        name, st, child = self._prefix, self._settings, self._child
         # The CephCluster depends on the CSI release too, so destroy removes it (and waits for its
         # volumes) while the CSI provisioner still runs.
         self.cluster = k8s.apiextensions.CustomResource(
             f"{name}-cluster", api_version="ceph.rook.io/v1", kind="CephCluster",
             metadata={"name": CLUSTER_NAME, "namespace": NAMESPACE, "labels": std_labels("ceph-cluster")},
-            spec=ceph_cluster_spec(cfg, prometheus_url=prometheus_url),
+            spec=ceph_cluster_spec(st, prometheus_url=prometheus_url),
             opts=child(self.operator_release, self.csi_release, self.ebs_storage_class, protect=True,
                        delete_timeout="30m"),
         )
@@ -165,27 +166,27 @@ class RookCeph(pulumi.ComponentResource):
         # includes Karpenter launching the nodes and Ceph bootstrapping), so the StorageClasses, and
         # the PVCs behind them, only appear once volumes can actually be provisioned.
         self.block_pool = k8s.apiextensions.CustomResource(
-            f"{name}-blockpool", api_version="ceph.rook.io/v1", kind="CephBlockPool", metadata=pool_metadata(cfg),
-            spec=block_pool_spec(cfg),
+            f"{name}-blockpool", api_version="ceph.rook.io/v1", kind="CephBlockPool", metadata=pool_metadata(st),
+            spec=block_pool_spec(st),
             opts=child(self.cluster, protect=True, create_timeout="45m", delete_timeout="20m"),
         )
         self.filesystem = k8s.apiextensions.CustomResource(
             f"{name}-filesystem", api_version="ceph.rook.io/v1", kind="CephFilesystem",
             metadata={"name": FILESYSTEM, "namespace": NAMESPACE, "labels": std_labels(FILESYSTEM),
                       "annotations": {WAIT_FOR_ANNOTATION: WAIT_FOR_READY}},
-            spec=filesystem_spec(cfg),
+            spec=filesystem_spec(st),
             opts=child(self.cluster, protect=True, create_timeout="45m", delete_timeout="20m"),
         )
 
     def _classes(self) -> None:
         """The RBD and CephFS StorageClasses and VolumeSnapshotClasses, after their pool and the CSI drivers."""
-        name, cfg = self._prefix, self._ctx.cfg
-        self.block_storage_class = self._storage_class(f"{name}-block", block_storage_class(cfg),
+        name, st = self._prefix, self._settings
+        self.block_storage_class = self._storage_class(f"{name}-block", block_storage_class(st),
                                                        self._child(self.block_pool, self.csi_release))
-        self.file_storage_class = self._storage_class(f"{name}-filesystem", file_storage_class(cfg),
+        self.file_storage_class = self._storage_class(f"{name}-filesystem", file_storage_class(st),
                                                       self._child(self.filesystem, self.csi_release))
         self.storage_classes: list[k8s.storage.v1.StorageClass] = [self.block_storage_class, self.file_storage_class]
         self.snapshot_classes: list[pulumi.CustomResource] = []
-        for doc, dep in zip(snapshot_classes(cfg), (self.block_pool, self.filesystem)):
+        for doc, dep in zip(snapshot_classes(st), (self.block_pool, self.filesystem)):
             self.snapshot_classes.append(_ClusterCustomResource(
                 f"{name}-{doc['metadata']['name']}", doc, self._child(dep, self.csi_release)))

@@ -19,7 +19,7 @@ from typing import Any
 from components.netpol import (allow, cidr_peers, default_deny, ingress_policy, network_policy, node_cidrs,
                                prometheus_peer, same_namespace, tcp, tcp_range)
 from components.storage.names import NAMESPACE
-from infra.config import PlatformConfig
+from components.storage.settings import StorageSettings
 from infra.conventions import std_labels
 
 MON_PORTS = (3300, 6789)  # msgr2, msgr1
@@ -36,9 +36,9 @@ def _daemons_policy(name: str, apps: list[str], ingress: list[dict[str, Any]]) -
     return network_policy({"name": name, "namespace": NAMESPACE, "labels": std_labels(name)}, selector, ingress)
 
 
-def network_policies(cfg: PlatformConfig) -> list[dict[str, Any]]:
+def network_policies(s: StorageSettings) -> list[dict[str, Any]]:
     """Every NetworkPolicy of the namespace (see the module docstring)."""
-    nodes = cidr_peers(node_cidrs(cfg))
+    nodes = cidr_peers(node_cidrs(s.vpc))
     return [
         default_deny(NAMESPACE),
         same_namespace(NAMESPACE),

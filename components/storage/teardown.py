@@ -9,16 +9,16 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from components.storage.names import DESTROY_CONFIRMATION
-from infra.config import PlatformConfig
+from components.storage.settings import StorageSettings
 from infra.conventions import DESTROY_DATA_KEY, WORKLOADS_NAMESPACE
 
 #: ``storage.destroyData``: the config path ``pulumi config set --path`` takes (no project prefix).
 DESTROY_DATA_PATH = DESTROY_DATA_KEY.partition(":")[2]
 
 
-def cleanup_policy(cfg: PlatformConfig) -> Optional[dict[str, Any]]:
+def cleanup_policy(s: StorageSettings) -> Optional[dict[str, Any]]:
     """Rook's cleanup policy, only when teardown was asked for (it stops all reconciling)."""
-    if not cfg.storage.destroy_data:
+    if not s.storage.destroy_data:
         return None
     return {"confirmation": DESTROY_CONFIRMATION,
             "sanitizeDisks": {"method": "quick", "dataSource": "zero", "iteration": 1},
@@ -26,9 +26,8 @@ def cleanup_policy(cfg: PlatformConfig) -> Optional[dict[str, Any]]:
             "allowUninstallWithVolumes": True}
 
 
-def teardown_steps(cfg: PlatformConfig) -> list[str]:
-    """What a safe teardown of this storage does, in order (for infra.teardown and the README)."""
-    stack = cfg.stack
+def teardown_steps(stack: str) -> list[str]:
+    """What a safe teardown of the stack's storage does, in order (for infra.teardown and the README)."""
     return [
         f"pulumi config set --path {DESTROY_DATA_PATH} true --stack {stack}",
         f"pulumi up --yes --stack {stack}   # CephCluster cleanupPolicy + force-deletion on the pool; Rook stops reconciling",

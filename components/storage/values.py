@@ -36,7 +36,7 @@ from components.storage.names import (
     ZONE_KEY,
 )
 from components.storage.teardown import cleanup_policy
-from infra.config import PlatformConfig
+from components.storage.settings import StorageSettings
 from infra.conventions import (
     BLOCK_STORAGE_CLASS,
     FILE_STORAGE_CLASS,
@@ -50,9 +50,9 @@ from infra.conventions import (
 from infra.versions import IMAGES
 
 
-def reclaim_policy(cfg: PlatformConfig) -> str:
+def reclaim_policy(s: StorageSettings) -> str:
     """Retain in prod (a deleted PVC keeps its data), Delete elsewhere (dev tears down cleanly)."""
-    return "Retain" if cfg.environment == "prod" else "Delete"
+    return "Retain" if s.prod else "Delete"
 
 
 def rook_placement(placement: dict[str, Any]) -> dict[str, Any]:
@@ -61,14 +61,14 @@ def rook_placement(placement: dict[str, Any]) -> dict[str, Any]:
                                                  if "tolerations" in placement else {})}
 
 
-def daemon_placement(cfg: PlatformConfig) -> dict[str, Any]:
+def daemon_placement(s: StorageSettings) -> dict[str, Any]:
     """Where the Ceph daemons run (``placement.all``).
 
     With Karpenter: on-demand capacity only (never a spot node that can vanish under an OSD), on
     any untainted pool; together with the do-not-disrupt annotation Karpenter never consolidates
     those nodes. Without Karpenter there is only the system node group.
     """
-    if cfg.addons.karpenter.enabled:
+    if s.karpenter:
         return required_node_affinity(CAPACITY_TYPE_KEY, ["on-demand"])
     return rook_placement(system_placement())
 
@@ -84,10 +84,10 @@ def _resources(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
 
 
-def daemon_resources(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
+def daemon_resources(s: StorageSettings) -> dict[str, dict[str, Any]]:
     """Per-daemon requests/limits; memory limits stay at or above Rook's minimums (mon 1Gi, mgr 512Mi,
     OSD 2Gi: pkg/operator/ceph/cluster/{mon,mgr,osd})."""
-    if cfg.environment == "prod":
+    if s.prod:
         return {"mon": _resources("500m", "1Gi", "2Gi"), "mgr": _resources("500m", "1Gi", "2Gi"),
                 "osd": _resources("1", "4Gi", "4Gi"), "prepareosd": _resources("250m", "512Mi", "2Gi"),
                 "mds": _resources("500m", "2Gi", "4Gi")}
@@ -96,20 +96,20 @@ def daemon_resources(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
             "mds": _resources("100m", "512Mi", "1Gi")}
 
 
-def pool_spec(cfg: PlatformConfig) -> dict[str, Any]:
+def pool_spec(s: StorageSettings) -> dict[str, Any]:
     """Replication shared by the RBD pool and both CephFS pools."""
-    size = cfg.ceph_replicas
-    return {"failureDomain": cfg.ceph_failure_domain,
+    size = s.replicas
+    return {"failureDomain": s.failure_domain,
             "replicated": {"size": size, "requireSafeReplicaSize": size > 1}}
 
 
-def device_set(cfg: PlatformConfig) -> dict[str, Any]:
+def device_set(s: StorageSettings) -> dict[str, Any]:
     """The OSDs: ``osdCount`` PVC-backed OSDs of ``osdSizeGib`` on encrypted gp3 (as cluster-on-pvc.yaml)."""
-    zonal = cfg.ceph_failure_domain == "zone"
-    res = daemon_resources(cfg)
+    zonal = s.failure_domain == "zone"
+    res = daemon_resources(s)
     return {
         "name": "set1",
-        "count": cfg.storage.osd_count,
+        "count": s.storage.osd_count,
         "portable": True,           # EBS volumes reattach on another node of the zone
         "tuneDeviceClass": True,    # Ceph cannot tell that EBS is network storage; tune for it
         "tuneFastDeviceClass": False,
@@ -120,16 +120,16 @@ def device_set(cfg: PlatformConfig) -> dict[str, Any]:
         "resources": res["osd"],
         "volumeClaimTemplates": [{
             "metadata": {"name": "data"},
-            "spec": {"resources": {"requests": {"storage": f"{cfg.storage.osd_size_gib}Gi"}},
+            "spec": {"resources": {"requests": {"storage": f"{s.storage.osd_size_gib}Gi"}},
                      "storageClassName": EBS_STORAGE_CLASS, "volumeMode": "Block", "accessModes": ["ReadWriteOnce"]},
         }],
     }
 
 
-def ceph_cluster_spec(cfg: PlatformConfig, *, prometheus_url: Optional[str] = None) -> dict[str, Any]:
-    prod = cfg.environment == "prod"
-    zonal = cfg.ceph_failure_domain == "zone"
-    res = daemon_resources(cfg)
+def ceph_cluster_spec(s: StorageSettings, *, prometheus_url: Optional[str] = None) -> dict[str, Any]:
+    prod = s.prod
+    zonal = s.failure_domain == "zone"
+    res = daemon_resources(s)
     mon_placement: dict[str, Any] = {}
     if zonal:
         mon_placement["topologySpreadConstraints"] = [_spread(ZONE_KEY, "rook-ceph-mon", hard=True)]
@@ -141,7 +141,7 @@ def ceph_cluster_spec(cfg: PlatformConfig, *, prometheus_url: Optional[str] = No
         "dataDirHostPath": DATA_DIR_HOST_PATH,
         "skipUpgradeChecks": False,
         "continueUpgradeAfterChecksEvenIfNotHealthy": False,
-        "mon": {"count": cfg.storage.mon_count, "allowMultiplePerNode": False,
+        "mon": {"count": s.storage.mon_count, "allowMultiplePerNode": False,
                 "volumeClaimTemplate": {"spec": {"storageClassName": EBS_STORAGE_CLASS,
                                                  "resources": {"requests": {"storage": "10Gi"}}}}},
         "mgr": {"count": 2 if prod else 1, "allowMultiplePerNode": False,
@@ -154,62 +154,62 @@ def ceph_cluster_spec(cfg: PlatformConfig, *, prometheus_url: Optional[str] = No
         "crashCollector": {"disable": False, "daysToRetain": 30},
         "logCollector": {"enabled": True, "periodicity": "daily", "maxLogSize": "500M"},
         "annotations": {"all": dict(DO_NOT_DISRUPT)},
-        "placement": {"all": daemon_placement(cfg), **({"mon": mon_placement} if mon_placement else {})},
+        "placement": {"all": daemon_placement(s), **({"mon": mon_placement} if mon_placement else {})},
         "priorityClassNames": {"mon": "system-node-critical", "osd": "system-node-critical",
                                "mgr": "system-cluster-critical"},
         "resources": {k: v for k, v in res.items() if k in ("mon", "mgr", "prepareosd")},
         "storage": {"useAllNodes": False, "useAllDevices": False, "allowDeviceClassUpdate": False,
                     "allowOsdCrushWeightUpdate": True, "onlyApplyOSDPlacement": False,
-                    "storageClassDeviceSets": [device_set(cfg)]},
+                    "storageClassDeviceSets": [device_set(s)]},
         "disruptionManagement": {"managePodBudgets": True, "osdMaintenanceTimeout": 30},
     }
-    if cfg.ceph_replicas == 1:
+    if s.replicas == 1:
         spec["cephConfig"] = {"global": {"mon_warn_on_pool_no_redundancy": "false"}}
-    policy = cleanup_policy(cfg)
+    policy = cleanup_policy(s)
     if policy:
         spec["cleanupPolicy"] = policy
     return spec
 
 
-def pool_metadata(cfg: PlatformConfig) -> dict[str, Any]:
+def pool_metadata(s: StorageSettings) -> dict[str, Any]:
     annotations = {WAIT_FOR_ANNOTATION: WAIT_FOR_READY}
-    if cfg.storage.destroy_data:
+    if s.storage.destroy_data:
         annotations[FORCE_DELETION_ANNOTATION] = "true"  # Rook deletes the pool's images, then the pool
     return {"name": BLOCK_POOL, "namespace": NAMESPACE, "labels": std_labels(BLOCK_POOL), "annotations": annotations}
 
 
-def block_pool_spec(cfg: PlatformConfig) -> dict[str, Any]:
-    return {**pool_spec(cfg), "parameters": {"compression_mode": "none"}}
+def block_pool_spec(s: StorageSettings) -> dict[str, Any]:
+    return {**pool_spec(s), "parameters": {"compression_mode": "none"}}
 
 
-def filesystem_spec(cfg: PlatformConfig) -> dict[str, Any]:
-    res = daemon_resources(cfg)
-    zonal = cfg.ceph_failure_domain == "zone"
+def filesystem_spec(s: StorageSettings) -> dict[str, Any]:
+    res = daemon_resources(s)
+    zonal = s.failure_domain == "zone"
     anti = {"requiredDuringSchedulingIgnoredDuringExecution": [{
         "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["rook-ceph-mds"]}]},
         "topologyKey": ZONE_KEY if zonal else HOST_KEY}]}
-    placement = {**daemon_placement(cfg), "podAntiAffinity": anti}
+    placement = {**daemon_placement(s), "podAntiAffinity": anti}
     return {
-        "metadataPool": {**pool_spec(cfg), "parameters": {"compression_mode": "none"}},
-        "dataPools": [{"name": FS_DATA_POOL, **pool_spec(cfg), "parameters": {"compression_mode": "none"}}],
+        "metadataPool": {**pool_spec(s), "parameters": {"compression_mode": "none"}},
+        "dataPools": [{"name": FS_DATA_POOL, **pool_spec(s), "parameters": {"compression_mode": "none"}}],
         # prod keeps the Ceph filesystem when the CR is deleted by mistake; elsewhere it goes with it
-        "preserveFilesystemOnDelete": cfg.environment == "prod" and not cfg.storage.destroy_data,
+        "preserveFilesystemOnDelete": s.prod and not s.storage.destroy_data,
         "metadataServer": {"activeCount": 1, "activeStandby": True, "annotations": dict(DO_NOT_DISRUPT),
                            "placement": placement, "priorityClassName": "system-cluster-critical",
                            "resources": res["mds"]},
     }
 
 
-def ebs_storage_class(cfg: PlatformConfig) -> dict[str, Any]:
+def ebs_storage_class(s: StorageSettings) -> dict[str, Any]:
     """Encrypted gp3 for Ceph's own disks (OSDs, mon stores). Not the default class."""
     return {
         "metadata": {"name": EBS_STORAGE_CLASS, "labels": std_labels(EBS_STORAGE_CLASS)},
         "provisioner": "ebs.csi.aws.com",
         "parameters": {"type": "gp3", "encrypted": "true",
                        # tag the volumes so cost reports and the teardown sweep can find them
-                       "tagSpecification_1": f"{TAG_PROJECT_CLUSTER}={cfg.cluster_name}",
-                       "tagSpecification_2": f"eks-ml-platform/stack={cfg.stack}"},
-        "reclaimPolicy": reclaim_policy(cfg),
+                       "tagSpecification_1": f"{TAG_PROJECT_CLUSTER}={s.cluster_name}",
+                       "tagSpecification_2": f"eks-ml-platform/stack={s.stack}"},
+        "reclaimPolicy": reclaim_policy(s),
         "allowVolumeExpansion": True,
         "volumeBindingMode": "WaitForFirstConsumer",  # the volume is created in the zone of its pod
     }
@@ -227,7 +227,7 @@ def _csi_secrets(kind: str) -> dict[str, str]:
     }
 
 
-def block_storage_class(cfg: PlatformConfig) -> dict[str, Any]:
+def block_storage_class(s: StorageSettings) -> dict[str, Any]:
     """``ceph-block``: RBD, RWO, the cluster default (deploy/examples/csi/rbd/storageclass.yaml)."""
     return {
         "metadata": {"name": BLOCK_STORAGE_CLASS, "labels": std_labels(BLOCK_STORAGE_CLASS),
@@ -235,26 +235,26 @@ def block_storage_class(cfg: PlatformConfig) -> dict[str, Any]:
         "provisioner": RBD_DRIVER,
         "parameters": {"clusterID": NAMESPACE, "pool": BLOCK_POOL, "imageFormat": "2", "imageFeatures": "layering",
                        **_csi_secrets("rbd"), "csi.storage.k8s.io/fstype": "ext4"},
-        "reclaimPolicy": reclaim_policy(cfg),
+        "reclaimPolicy": reclaim_policy(s),
         "allowVolumeExpansion": True,
         "volumeBindingMode": "Immediate",
     }
 
 
-def file_storage_class(cfg: PlatformConfig) -> dict[str, Any]:
+def file_storage_class(s: StorageSettings) -> dict[str, Any]:
     """``ceph-filesystem``: CephFS, RWX (deploy/examples/csi/cephfs/storageclass.yaml)."""
     return {
         "metadata": {"name": FILE_STORAGE_CLASS, "labels": std_labels(FILE_STORAGE_CLASS)},
         "provisioner": CEPHFS_DRIVER,
         "parameters": {"clusterID": NAMESPACE, "fsName": FILESYSTEM, "pool": f"{FILESYSTEM}-{FS_DATA_POOL}",
                        **_csi_secrets("cephfs")},
-        "reclaimPolicy": reclaim_policy(cfg),
+        "reclaimPolicy": reclaim_policy(s),
         "allowVolumeExpansion": True,
         "volumeBindingMode": "Immediate",
     }
 
 
-def snapshot_class(cfg: PlatformConfig, *, name: str, driver: str, kind: str) -> dict[str, Any]:
+def snapshot_class(s: StorageSettings, *, name: str, driver: str, kind: str) -> dict[str, Any]:
     """A VolumeSnapshotClass (deploy/examples/csi/{rbd,cephfs}/snapshotclass.yaml). Prod keeps the
     snapshot when its VolumeSnapshot is deleted (Retain): they are the backups of datasets and models."""
     return {
@@ -262,19 +262,19 @@ def snapshot_class(cfg: PlatformConfig, *, name: str, driver: str, kind: str) ->
         "kind": "VolumeSnapshotClass",
         "metadata": {"name": name, "labels": std_labels(name), "annotations": {DEFAULT_SNAPSHOT_CLASS_ANNOTATION: "true"}},
         "driver": driver,
-        "deletionPolicy": "Retain" if cfg.environment == "prod" else "Delete",
+        "deletionPolicy": "Retain" if s.prod else "Delete",
         "parameters": {"clusterID": NAMESPACE,
                        "csi.storage.k8s.io/snapshotter-secret-name": f"rook-csi-{kind}-provisioner",
                        "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE},
     }
 
 
-def snapshot_classes(cfg: PlatformConfig) -> list[dict[str, Any]]:
-    return [snapshot_class(cfg, name=BLOCK_SNAPSHOT_CLASS, driver=RBD_DRIVER, kind="rbd"),
-            snapshot_class(cfg, name=FILE_SNAPSHOT_CLASS, driver=CEPHFS_DRIVER, kind="cephfs")]
+def snapshot_classes(s: StorageSettings) -> list[dict[str, Any]]:
+    return [snapshot_class(s, name=BLOCK_SNAPSHOT_CLASS, driver=RBD_DRIVER, kind="rbd"),
+            snapshot_class(s, name=FILE_SNAPSHOT_CLASS, driver=CEPHFS_DRIVER, kind="cephfs")]
 
 
-def operator_values(cfg: PlatformConfig) -> dict[str, Any]:
+def operator_values(s: StorageSettings) -> dict[str, Any]:
     """rook-ceph chart values (deploy/charts/rook-ceph/values.yaml at v1.20.6)."""
     system_selector = dict(SYSTEM_NODE_SELECTOR)
     return {
@@ -291,23 +291,23 @@ def operator_values(cfg: PlatformConfig) -> dict[str, Any]:
     }
 
 
-def _plugin_settings(cfg: PlatformConfig) -> dict[str, Any]:
+def _plugin_settings(s: StorageSettings) -> dict[str, Any]:
     return {
         # the node plugin mounts volumes wherever pods run: GPU, Neuron and system nodes included
         "nodePlugin": {"priorityClassName": "system-node-critical", "tolerations": [{"operator": "Exists"}]},
         "controllerPlugin": {"priorityClassName": "system-cluster-critical",
-                             "replicas": 2 if cfg.environment == "prod" else 1,
+                             "replicas": 2 if s.prod else 1,
                              "tolerations": [dict(SYSTEM_TOLERATION)],
                              "affinity": system_placement()["affinity"]},
     }
 
 
-def csi_driver_values(cfg: PlatformConfig) -> dict[str, Any]:
+def csi_driver_values(s: StorageSettings) -> dict[str, Any]:
     """ceph-csi-drivers chart values: Rook's recommended file (deploy/charts/ceph-csi-drivers/values.yaml at
     v1.20.6) plus placement. Placement is set on each driver as well: the chart writes the driver's
     own (empty) tolerations into the Driver CR, and the operator only falls back to the defaults for
     unset fields."""
-    plugin = _plugin_settings(cfg)
+    plugin = _plugin_settings(s)
     return {
         "operatorConfig": {"namespace": NAMESPACE,
                            "driverSpecDefaults": {"imageSet": {"name": CSI_IMAGE_SET}, **plugin}},

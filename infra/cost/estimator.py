@@ -34,7 +34,7 @@ def ceph_capacity_note(cfg: Any) -> Optional[str]:
         return None
     from components import monitoring, storage
 
-    ds = storage.device_set(cfg)
+    ds = storage.device_set(storage.StorageSettings.from_config(cfg))
     raw = ds["count"] * quantity_gib(ds["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"])
     usable = raw / cfg.ceph_replicas
     claims: list[tuple[str, float]] = []
@@ -103,11 +103,12 @@ def _idle_storage(cfg: Any, led: Ledger) -> None:
     if cfg.addons.rook_ceph.enabled:
         from components import storage
 
-        ds = storage.device_set(cfg)
+        st = storage.StorageSettings.from_config(cfg)
+        ds = storage.device_set(st)
         osd_gib = quantity_gib(ds["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"])
         led.add(f"Ceph OSD volumes ({ds['count']} x {osd_gib:g} GiB gp3)", "storage",
                 ds["count"] * osd_gib, "GiB", gp3_hour, scope="idle")
-        mon = storage.ceph_cluster_spec(cfg)["mon"]
+        mon = storage.ceph_cluster_spec(st)["mon"]
         mon_gib = quantity_gib(mon["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"])
         led.add(f"Ceph mon volumes ({mon['count']} x {mon_gib:g} GiB gp3)", "storage",
                 mon["count"] * mon_gib, "GiB", gp3_hour, scope="idle",

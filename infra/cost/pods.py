@@ -70,8 +70,9 @@ def ceph_pods(cfg: Any) -> list[Pod]:
     """Rook-Ceph's long-running daemons, from ``components/storage.py``'s rendered specs."""
     from components import storage
 
-    spec = storage.ceph_cluster_spec(cfg)
-    fs = storage.filesystem_spec(cfg)
+    st = storage.StorageSettings.from_config(cfg)
+    spec = storage.ceph_cluster_spec(st)
+    fs = storage.filesystem_spec(st)
     res = spec["resources"]
     on_demand = requires_on_demand(spec["placement"]["all"])
     pods: list[Pod] = []

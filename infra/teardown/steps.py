@@ -117,7 +117,7 @@ def _storage_teardown_reference(cfg: Any) -> list[str]:
     """components/storage.py's own description of a safe storage teardown (for --dry-run)."""
     from components.storage import teardown_steps  # ships with this repository: an ImportError is a bug
 
-    return teardown_steps(cfg)
+    return teardown_steps(cfg.stack)
 
 
 ABORTED = "teardown: aborted (confirmation did not match)"

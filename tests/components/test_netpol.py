@@ -7,6 +7,7 @@ from components import accelerators as acc
 from components import monitoring as mon
 from components import netpol
 from components.storage import netpol as ceph
+from components.storage.settings import StorageSettings
 from infra.config import parse_config
 
 pytestmark = pytest.mark.unit
@@ -32,10 +33,10 @@ def test_peers_select_namespaces_by_their_name_label():
 
 def test_node_and_api_server_sources():
     cfg = parse_config({"vpc": {"cidr": "10.50.0.0/16", "azCount": 3}}, stack="dev")
-    assert netpol.node_cidrs(cfg) == ["10.50.0.0/18", "10.50.64.0/18", "10.50.128.0/18"]  # the private subnets
-    assert netpol.api_server_cidrs(cfg) == ["10.50.0.0/16"]
+    assert netpol.node_cidrs(cfg.vpc) == ["10.50.0.0/18", "10.50.64.0/18", "10.50.128.0/18"]  # the private subnets
+    assert netpol.api_server_cidrs(cfg.vpc) == ["10.50.0.0/16"]
     byo = parse_config({"vpc": BYO, "serving": {"loadBalancerCidrs": ["172.20.8.0/24"]}}, stack="dev")
-    assert netpol.node_cidrs(byo) == ["172.20.0.0/16"]  # your subnets are not known here: vpc.cidr
+    assert netpol.node_cidrs(byo.vpc) == ["172.20.0.0/16"]  # your subnets are not known here: vpc.cidr
 
 
 @pytest.mark.parametrize("scheme, want", [
@@ -43,12 +44,12 @@ def test_node_and_api_server_sources():
     ("internet-facing", ["10.42.192.0/22", "10.42.196.0/22"]),
 ])
 def test_load_balancer_sources_follow_the_scheme(scheme, want):
-    assert netpol.load_balancer_cidrs(parse_config({}, stack="dev"), scheme) == want
+    assert netpol.load_balancer_cidrs(parse_config({}, stack="dev").vpc, scheme) == want
 
 
 def test_load_balancer_cidrs_override_the_subnets():
     cfg = parse_config({"serving": {"loadBalancerCidrs": ["10.42.250.0/24"]}}, stack="dev")
-    assert netpol.load_balancer_cidrs(cfg, "internal") == ["10.42.250.0/24"]
+    assert netpol.load_balancer_cidrs(cfg.vpc, "internal", cfg.serving.load_balancer_cidrs) == ["10.42.250.0/24"]
 
 
 def _by_name(docs: list[dict]) -> dict[str, dict]:
@@ -69,7 +70,7 @@ def test_monitoring_policies():
 
 
 def test_ceph_policies_admit_node_clients_only_on_mon_and_daemon_ports():
-    pols = _by_name(ceph.network_policies(parse_config({}, stack="dev")))
+    pols = _by_name(ceph.network_policies(StorageSettings.from_config(parse_config({}, stack="dev"))))
     assert sorted(pols) == ["ceph-daemon-clients", "ceph-exporter-metrics", "ceph-mgr-metrics", "ceph-mon-clients",
                             "default-deny", "same-namespace"]
     nodes = [{"ipBlock": {"cidr": "10.42.0.0/18"}}, {"ipBlock": {"cidr": "10.42.64.0/18"}}]

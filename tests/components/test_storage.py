@@ -2,11 +2,11 @@
 (dependencies that make `pulumi destroy` follow Rook's teardown order, CRD validation)."""
 from __future__ import annotations
 
-
 import pytest
 
 from components.storage.names import (BLOCK_POOL, CEPHFS_DRIVER, CSI_IMAGE_SET, EBS_STORAGE_CLASS, FILESYSTEM, FS_DATA_POOL,
                                       HOST_KEY, NAMESPACE, RBD_DRIVER, ZONE_KEY)
+from components.storage.settings import StorageSettings
 from components.storage.teardown import teardown_steps
 from components.storage.values import (block_pool_spec, block_storage_class, ceph_cluster_spec, csi_driver_values,
                                        ebs_storage_class, file_storage_class, filesystem_spec, operator_values,
@@ -32,8 +32,8 @@ def cfg_for(env: str, **raw):
 @pytest.mark.parametrize("env,size,domain", [("prod", 3, "zone"), ("dev", 2, "host"), ("staging", 2, "host")])
 def test_pool_layout_per_environment(env, size, domain):
     cfg = cfg_for(env)
-    pool = block_pool_spec(cfg)
-    fs = filesystem_spec(cfg)
+    pool = block_pool_spec(StorageSettings.from_config(cfg))
+    fs = filesystem_spec(StorageSettings.from_config(cfg))
     assert pool["failureDomain"] == domain and pool["replicated"] == {"size": size, "requireSafeReplicaSize": True}
     # the CephFilesystem's metadata and data pools carry exactly the block pool's replication
     for p in (fs["metadataPool"], fs["dataPools"][0]):
@@ -43,16 +43,16 @@ def test_pool_layout_per_environment(env, size, domain):
 
 def test_pool_settings_follow_config_overrides():
     cfg = cfg_for("dev", storage={"replicas": 3, "failureDomain": "zone", "osdCount": 3, "osdSizeGib": 200}, vpc={"azCount": 3})
-    assert block_pool_spec(cfg)["replicated"]["size"] == 3
-    assert block_pool_spec(cfg)["failureDomain"] == "zone"
+    assert block_pool_spec(StorageSettings.from_config(cfg))["replicated"]["size"] == 3
+    assert block_pool_spec(StorageSettings.from_config(cfg))["failureDomain"] == "zone"
     single = cfg_for("dev", storage={"replicas": 1})
-    assert block_pool_spec(single)["replicated"] == {"size": 1, "requireSafeReplicaSize": False}
-    assert ceph_cluster_spec(single)["cephConfig"] == {"global": {"mon_warn_on_pool_no_redundancy": "false"}}
+    assert block_pool_spec(StorageSettings.from_config(single))["replicated"] == {"size": 1, "requireSafeReplicaSize": False}
+    assert ceph_cluster_spec(StorageSettings.from_config(single))["cephConfig"] == {"global": {"mon_warn_on_pool_no_redundancy": "false"}}
 
 
 def test_osds_on_encrypted_gp3_pvcs():
     cfg = cfg_for("prod", storage={"osdCount": 6, "osdSizeGib": 500})
-    spec = ceph_cluster_spec(cfg)
+    spec = ceph_cluster_spec(StorageSettings.from_config(cfg))
     sets = spec["storage"]["storageClassDeviceSets"]
     assert len(sets) == 1 and sets[0]["count"] == 6 and sets[0]["portable"] is True
     claim = sets[0]["volumeClaimTemplates"][0]
@@ -63,40 +63,40 @@ def test_osds_on_encrypted_gp3_pvcs():
     spread = sets[0]["preparePlacement"]["topologySpreadConstraints"][0]
     assert spread["topologyKey"] == ZONE_KEY and spread["whenUnsatisfiable"] == "DoNotSchedule"
     assert spec["placement"]["mon"]["topologySpreadConstraints"][0]["topologyKey"] == ZONE_KEY
-    ebs = ebs_storage_class(cfg)
+    ebs = ebs_storage_class(StorageSettings.from_config(cfg))
     assert ebs["provisioner"] == "ebs.csi.aws.com"
     assert ebs["parameters"]["type"] == "gp3" and ebs["parameters"]["encrypted"] == "true"
     assert ebs["volumeBindingMode"] == "WaitForFirstConsumer" and ebs["reclaimPolicy"] == "Retain"
 
 
 def test_dev_spreads_by_host_and_keeps_mons_on_pvcs():
-    spec = ceph_cluster_spec(cfg_for("dev"))
+    spec = ceph_cluster_spec(StorageSettings.from_config(cfg_for("dev")))
     assert "mon" not in spec["placement"]
     prep = spec["storage"]["storageClassDeviceSets"][0]["preparePlacement"]["topologySpreadConstraints"][0]
     assert prep["topologyKey"] == HOST_KEY
     assert spec["mon"]["count"] == 3 and spec["mon"]["allowMultiplePerNode"] is False
     assert spec["mon"]["volumeClaimTemplate"]["spec"]["storageClassName"] == EBS_STORAGE_CLASS
-    assert spec["mgr"]["count"] == 1 and ceph_cluster_spec(cfg_for("prod"))["mgr"]["count"] == 2
+    assert spec["mgr"]["count"] == 1 and ceph_cluster_spec(StorageSettings.from_config(cfg_for("prod")))["mgr"]["count"] == 2
 
 
 def test_ceph_daemons_are_never_disrupted_by_karpenter():
     cfg = cfg_for("dev")
-    spec = ceph_cluster_spec(cfg)
+    spec = ceph_cluster_spec(StorageSettings.from_config(cfg))
     assert spec["annotations"]["all"] == {"karpenter.sh/do-not-disrupt": "true"}
-    assert filesystem_spec(cfg)["metadataServer"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    assert filesystem_spec(StorageSettings.from_config(cfg))["metadataServer"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
     terms = spec["placement"]["all"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]}]
     # without Karpenter, the system node group (its label and its taint) is the only place
     no_karpenter = cfg_for("dev", addons={"karpenter": {"enabled": False}}, training={"enabled": False},
                            serving={"enabled": False}, cluster={"systemNodes": {"minSize": 3, "desiredSize": 3, "maxSize": 3}})
-    placement = ceph_cluster_spec(no_karpenter)["placement"]["all"]
+    placement = ceph_cluster_spec(StorageSettings.from_config(no_karpenter))["placement"]["all"]
     assert placement["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
     expr = placement["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
     assert expr["matchExpressions"][0]["key"] == "eks-ml-platform/node-role"
 
 
 def test_dashboard_and_prometheus_module_on():
-    spec = ceph_cluster_spec(cfg_for("dev"), prometheus_url="http://p:9090")
+    spec = ceph_cluster_spec(StorageSettings.from_config(cfg_for("dev")), prometheus_url="http://p:9090")
     assert spec["dashboard"] == {"enabled": True, "ssl": True, "prometheusEndpoint": "http://p:9090"}
     assert spec["monitoring"]["metricsDisabled"] is False
     assert spec["cephVersion"]["image"].startswith("quay.io/ceph/ceph:v20.")
@@ -106,7 +106,7 @@ def test_dashboard_and_prometheus_module_on():
 @pytest.mark.parametrize("env,policy", [("prod", "Retain"), ("dev", "Delete"), ("staging", "Delete")])
 def test_storage_classes(env, policy):
     cfg = cfg_for(env)
-    blk, fs = block_storage_class(cfg), file_storage_class(cfg)
+    blk, fs = block_storage_class(StorageSettings.from_config(cfg)), file_storage_class(StorageSettings.from_config(cfg))
     assert blk["metadata"]["name"] == "ceph-block" and fs["metadata"]["name"] == "ceph-filesystem"
     assert blk["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
     assert "annotations" not in fs["metadata"]
@@ -116,7 +116,7 @@ def test_storage_classes(env, policy):
     for sc in (blk, fs):
         assert sc["allowVolumeExpansion"] is True and sc["reclaimPolicy"] == policy
         assert sc["parameters"]["csi.storage.k8s.io/controller-expand-secret-namespace"] == "rook-ceph"
-    snaps = {s["metadata"]["name"]: s for s in snapshot_classes(cfg)}
+    snaps = {s["metadata"]["name"]: s for s in snapshot_classes(StorageSettings.from_config(cfg))}
     assert snaps["ceph-block-snapshot"]["driver"] == blk["provisioner"]
     assert snaps["ceph-filesystem-snapshot"]["driver"] == fs["provisioner"]
     assert {s["deletionPolicy"] for s in snaps.values()} == {policy}
@@ -124,7 +124,7 @@ def test_storage_classes(env, policy):
 
 def test_csi_drivers_values_match_rook_and_run_everywhere():
     cfg = cfg_for("prod")
-    values = csi_driver_values(cfg)
+    values = csi_driver_values(StorageSettings.from_config(cfg))
     assert values["operatorConfig"]["namespace"] == NAMESPACE
     assert values["operatorConfig"]["driverSpecDefaults"]["imageSet"] == {"name": CSI_IMAGE_SET}
     assert values["drivers"]["rbd"]["name"] == RBD_DRIVER and values["drivers"]["cephfs"]["name"] == CEPHFS_DRIVER
@@ -134,21 +134,21 @@ def test_csi_drivers_values_match_rook_and_run_everywhere():
         assert scope["nodePlugin"]["tolerations"] == [{"operator": "Exists"}]
         assert scope["controllerPlugin"]["tolerations"][0]["key"] == "CriticalAddonsOnly"
         assert scope["controllerPlugin"]["replicas"] == 2
-    op = operator_values(cfg)
+    op = operator_values(StorageSettings.from_config(cfg))
     assert op["tolerations"][0]["key"] == "CriticalAddonsOnly" and op["nodeSelector"] == {"eks-ml-platform/node-role": "system"}
     assert op["ceph-csi-operator"]["controllerManager"]["tolerations"][0]["key"] == "CriticalAddonsOnly"
 
 
 # ------------------------------------------------------------------ teardown
 def test_cleanup_policy_only_when_destroying():
-    assert "cleanupPolicy" not in ceph_cluster_spec(cfg_for("dev"))
+    assert "cleanupPolicy" not in ceph_cluster_spec(StorageSettings.from_config(cfg_for("dev")))
     cfg = cfg_for("dev", storage={"destroyData": True})
-    policy = ceph_cluster_spec(cfg)["cleanupPolicy"]
+    policy = ceph_cluster_spec(StorageSettings.from_config(cfg))["cleanupPolicy"]
     assert policy["confirmation"] == "yes-really-destroy-data"
     assert policy["sanitizeDisks"]["method"] == "quick"
-    assert filesystem_spec(cfg)["preserveFilesystemOnDelete"] is False
-    assert filesystem_spec(cfg_for("prod"))["preserveFilesystemOnDelete"] is True
-    steps = teardown_steps(cfg)
+    assert filesystem_spec(StorageSettings.from_config(cfg))["preserveFilesystemOnDelete"] is False
+    assert filesystem_spec(StorageSettings.from_config(cfg_for("prod")))["preserveFilesystemOnDelete"] is True
+    steps = teardown_steps(cfg.stack)
     assert "storage.destroyData true" in steps[0] and steps[-1].startswith("pulumi destroy")
 
 

@@ -102,5 +102,5 @@ def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> Ser
         autoscaler=autoscaler,
         zone_when_unsatisfiable="DoNotSchedule" if sv.zone_spread_for(cfg.environment) == "required" else "ScheduleAnyway",
         max_surge=surge, max_unavailable=unavailable, scheme=scheme,
-        exposure=sv.exposure, lb_cidrs=tuple(load_balancer_cidrs(cfg, scheme)),
+        exposure=sv.exposure, lb_cidrs=tuple(load_balancer_cidrs(cfg.vpc, scheme, sv.load_balancer_cidrs)),
     )

@@ -11,6 +11,7 @@ import pytest
 
 from components import monitoring, storage
 from components.storage import values as storage_values
+from components.storage.settings import StorageSettings
 from infra.cost.cli import main as cost_main
 from infra.cost.estimator import estimate
 from infra.cost.packing import node_allocatable
@@ -113,7 +114,7 @@ def test_idle_items(stacks):
     assert osd["quantity"] == cfg.storage.osd_count * cfg.storage.osd_size_gib
     assert osd["usd_per_month"] == pytest.approx(osd["quantity"] * 0.08, abs=0.01)
     mons = by_name(dev, "Ceph mon volumes")[0]
-    mon_spec = storage.ceph_cluster_spec(cfg)["mon"]
+    mon_spec = storage.ceph_cluster_spec(StorageSettings.from_config(cfg))["mon"]
     assert mons["quantity"] == cfg.storage.mon_count * quantity_gib(
         mon_spec["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"]) == 30
     # Prometheus keeps its data on ceph-block (an RBD image inside the OSD volumes): no gp3 of its own.
@@ -312,8 +313,8 @@ def test_packing_respects_each_nodes_allocatable(stacks):
 def test_requests_are_read_from_the_components(stacks):
     cfg = stacks["dev"]
     ao = estimate(cfg)["always_on"]
-    spec = storage.ceph_cluster_spec(cfg)
-    fs = storage.filesystem_spec(cfg)
+    spec = storage.ceph_cluster_spec(StorageSettings.from_config(cfg))
+    fs = storage.filesystem_spec(StorageSettings.from_config(cfg))
     values = monitoring.monitoring_values(cfg, storage_class=None)
 
     def req(res):

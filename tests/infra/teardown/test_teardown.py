@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from components.storage.settings import StorageSettings
 from infra.conventions import DESTROY_DATA_KEY, interruption_queue_name
 from infra.teardown.cli import main as teardown_main
 from infra.teardown.execute import Clock, sweep, wait_for_nodes_gone
@@ -797,10 +798,10 @@ def test_destroy_data_key_is_the_storage_config_field():
     flat[f"{ns}:{top}"] = {**(flat.get(f"{ns}:{top}") or {}), field: True}
     cfg_dev = from_flat(flat, stack="dev")
     assert cfg_dev.storage.destroy_data is True
-    spec = storage.ceph_cluster_spec(cfg_dev)
+    spec = storage.ceph_cluster_spec(StorageSettings.from_config(cfg_dev))
     assert spec["cleanupPolicy"]["confirmation"] == "yes-really-destroy-data"
-    assert storage.pool_metadata(cfg_dev)["annotations"][storage.FORCE_DELETION_ANNOTATION] == "true"
-    assert any("storage.destroyData true" in line for line in storage.teardown_steps(cfg_dev))
+    assert storage.pool_metadata(StorageSettings.from_config(cfg_dev))["annotations"][storage.FORCE_DELETION_ANNOTATION] == "true"
+    assert any("storage.destroyData true" in line for line in storage.teardown_steps(cfg_dev.stack))
 
 
 def test_targets_match_the_rendered_stack(dev):
