@@ -1,7 +1,7 @@
 """The platform's Prometheus alerts, as one ``monitoring.coreos.com/v1`` PrometheusRule spec.
 
 Pure data (no Pulumi): ``components/monitoring.py`` creates the PrometheusRule from
-``platform_rules(cfg)``, and the tests check every expression's metric names against the lists
+``platform_rules(s)``, and the tests check every expression's metric names against the lists
 each exporter's config keeps (``tests/components/test_dashboards.py``).
 
 Label conventions the expressions rely on:
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.config import PlatformConfig
+from components.monitoring_settings import MonitoringSettings
 from infra.conventions import WORKLOADS_NAMESPACE
 
 SERVING_NAMESPACE = TRAINING_NAMESPACE = WORKLOADS_NAMESPACE
@@ -32,8 +32,8 @@ def _rule(alert: str, expr: str, *, for_: str, severity: str, summary: str, desc
             "annotations": annotations}
 
 
-def gpu_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
-    minutes = cfg.monitoring.gpu_idle_minutes
+def gpu_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
+    minutes = s.monitoring.gpu_idle_minutes
     return [
         _rule("GpuNodeIdle",
               "max by (Hostname) (DCGM_FI_DEV_GPU_UTIL) < 1",
@@ -45,7 +45,7 @@ def gpu_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
     ]
 
 
-def ceph_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
+def ceph_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
     pct = int(CEPH_CAPACITY_WARN * 100)
     return [
         _rule("CephHealthWarning", "ceph_health_status == 1", for_="15m", severity="warning",
@@ -70,8 +70,8 @@ def ceph_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
     ]
 
 
-def serving_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
-    target_ms = cfg.monitoring.serving_p99_target_ms
+def serving_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
+    target_ms = s.monitoring.serving_p99_target_ms
     target_s = target_ms / 1000
     return [
         _rule("SentimentP99LatencyHigh",
@@ -85,7 +85,7 @@ def serving_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
     ]
 
 
-def training_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
+def training_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
     return [
         _rule("TrainingPodRestarting",
               "sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total"
@@ -107,7 +107,7 @@ def training_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
     ]
 
 
-def karpenter_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
+def karpenter_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
     pct = int(KARPENTER_POOL_LIMIT_WARN * 100)
     return [
         _rule("KarpenterNodeLaunchFailing",
@@ -127,14 +127,14 @@ def karpenter_rules(cfg: PlatformConfig) -> list[dict[str, Any]]:
     ]
 
 
-def platform_rules(cfg: PlatformConfig) -> dict[str, Any]:
+def platform_rules(s: MonitoringSettings) -> dict[str, Any]:
     """The PrometheusRule spec: one group per area."""
     groups = [
-        ("eks-ml-platform.gpu", gpu_rules(cfg)),
-        ("eks-ml-platform.ceph", ceph_rules(cfg) if cfg.addons.rook_ceph.enabled else []),
-        ("eks-ml-platform.serving", serving_rules(cfg)),
-        ("eks-ml-platform.training", training_rules(cfg)),
-        ("eks-ml-platform.karpenter", karpenter_rules(cfg) if cfg.addons.karpenter.enabled else []),
+        ("eks-ml-platform.gpu", gpu_rules(s)),
+        ("eks-ml-platform.ceph", ceph_rules(s) if s.rook_ceph else []),
+        ("eks-ml-platform.serving", serving_rules(s)),
+        ("eks-ml-platform.training", training_rules(s)),
+        ("eks-ml-platform.karpenter", karpenter_rules(s) if s.karpenter else []),
     ]
     return {"groups": [{"name": n, "rules": rules} for n, rules in groups if rules]}
 

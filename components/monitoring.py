@@ -41,7 +41,8 @@ from components.scrape import API_VERSION as SCRAPE_API_VERSION
 from components.scrape import MONITORING_NAMESPACE, service_monitor
 from components.storage import EXPORTER_METRICS, MGR_METRICS
 from components.storage import NAMESPACE as CEPH_NAMESPACE
-from infra.config import PROJECT, PlatformConfig
+from components.monitoring_settings import MonitoringSettings
+from infra.config import PROJECT
 from infra.conventions import (
     BLOCK_STORAGE_CLASS,
     SYSTEM_NODE_SELECTOR,
@@ -107,12 +108,12 @@ def _res(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, 
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
 
 
-def workload_placement(cfg: PlatformConfig) -> dict[str, Any]:
+def workload_placement(s: MonitoringSettings) -> dict[str, Any]:
     """Prometheus, Alertmanager and Grafana: Karpenter's general nodes (on-demand in prod); the system
     node group when there is no Karpenter. Their data is on Ceph, so a moved pod keeps it."""
-    if not cfg.addons.karpenter.enabled:
+    if not s.karpenter:
         return system_placement()
-    if cfg.environment == "prod":
+    if s.prod:
         return {"affinity": required_node_affinity("karpenter.sh/capacity-type", ["on-demand"])}
     return {}
 
@@ -124,13 +125,13 @@ def _volume(storage_class: Optional[str], gib: int) -> dict[str, Any]:
                                              "resources": {"requests": {"storage": f"{gib}Gi"}}}}}
 
 
-def monitoring_values(cfg: PlatformConfig, *, storage_class: Optional[str]) -> dict[str, Any]:
+def monitoring_values(s: MonitoringSettings, *, storage_class: Optional[str]) -> dict[str, Any]:
     """kube-prometheus-stack values (charts/kube-prometheus-stack/values.yaml at 82.18.0). No secret in here:
     Grafana's admin credentials come from the ``grafana-admin`` Secret."""
-    prod = cfg.environment == "prod"
-    mon = cfg.monitoring
+    prod = s.prod
+    mon = s.monitoring
     system = {"nodeSelector": dict(SYSTEM_NODE_SELECTOR), "tolerations": [dict(SYSTEM_TOLERATION)]}
-    place = workload_placement(cfg)
+    place = workload_placement(s)
     tolerations = place.get("tolerations", [])
     affinity = place.get("affinity", {})
     # StatefulSet PVCs (Prometheus, Alertmanager) go with their StatefulSet outside prod, so destroy
@@ -216,7 +217,7 @@ def dashboard_config_map(file_name: str, text: str) -> dict[str, Any]:
             "data": {file_name: text}}
 
 
-def scrape_monitors(cfg: PlatformConfig, *, storage: bool) -> list[tuple[str, dict[str, Any]]]:
+def scrape_monitors(s: MonitoringSettings, *, storage: bool) -> list[tuple[str, dict[str, Any]]]:
     """``[(kind, document)]``: the ServiceMonitors this component owns (the workloads create their own)."""
     out: list[tuple[str, dict[str, Any]]] = []
     if storage:
@@ -227,14 +228,14 @@ def scrape_monitors(cfg: PlatformConfig, *, storage: bool) -> list[tuple[str, di
         out.append(("ServiceMonitor", service_monitor(
             "rook-ceph-exporter", namespace=CEPH_NAMESPACE, labels=EXPORTER_METRICS["service_labels"],
             port=EXPORTER_METRICS["port"], interval="30s")))
-    if cfg.addons.training_operator.enabled:
+    if s.training_operator:
         t = TRAINING_OPERATOR_TARGET
         out.append(("ServiceMonitor", service_monitor("training-operator", namespace=t["namespace"], labels=t["labels"],
                                                       port=t["port"])))
     return out
 
 
-def network_policies(cfg: PlatformConfig, *, storage: bool) -> list[dict[str, Any]]:
+def network_policies(s: MonitoringSettings, *, storage: bool) -> list[dict[str, Any]]:
     """Default deny; the stack's pods (Prometheus, Alertmanager, Grafana, the operator, kube-state-metrics)
     from each other; the operator's webhook port from the API server (the VPC CIDR: its source has no pod
     labels); Prometheus's API from the Ceph mgr (its dashboard's graphs) and KEDA (``serving.keda``).
@@ -244,9 +245,9 @@ def network_policies(cfg: PlatformConfig, *, storage: bool) -> list[dict[str, An
     network, where these policies do not apply."""
     out = [default_deny(NAMESPACE), same_namespace(NAMESPACE),
            ingress_policy("prometheus-operator-webhook", NAMESPACE, OPERATOR_POD,
-                          [allow(cidr_peers(api_server_cidrs(cfg.vpc)), tcp(OPERATOR_WEBHOOK_PORT))])]
+                          [allow(cidr_peers(api_server_cidrs(s.vpc)), tcp(OPERATOR_WEBHOOK_PORT))])]
     clients = [namespace_peer(CEPH_NAMESPACE, {"app": "rook-ceph-mgr"})] if storage else []
-    if cfg.serving.enabled and cfg.serving.keda:
+    if s.keda:
         clients.append(namespace_peer(KEDA_NAMESPACE))
     if clients:
         out.append(ingress_policy("prometheus-clients", NAMESPACE, PROMETHEUS_POD,
@@ -300,8 +301,9 @@ class _Secret(pulumi.CustomResource):
 class MonitoringArgs:
     """Inputs of the monitoring component."""
 
+    settings: MonitoringSettings
     ctx: "PlatformContext"
-    """Config, cluster outputs, providers and the ``cluster_ready`` gate."""
+    """Cluster outputs, providers and the ``cluster_ready`` gate."""
     storage: Optional["RookCeph"] = None
     """The Rook-Ceph component (``ceph-block`` for the volumes, Ceph scrapes); None: no persistence."""
 
@@ -313,7 +315,7 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-ml-platform:monitoring:Monitoring", name, None, opts)
-        ctx, cfg = args.ctx, args.ctx.cfg
+        ctx, st = args.ctx, args.settings
         storage = args.storage
 
         def child(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -327,7 +329,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=child(),
         )
 
-        for doc in network_policies(cfg, storage=storage is not None):
+        for doc in network_policies(st, storage=storage is not None):
             k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{doc['metadata']['name']}", metadata=doc["metadata"],
                                             spec=doc["spec"], opts=child(self.namespace))
 
@@ -346,12 +348,12 @@ class Monitoring(pulumi.ComponentResource):
         # ---- kube-prometheus-stack
         storage_class = BLOCK_STORAGE_CLASS if storage is not None else None
         storage_deps = list(storage.storage_classes) if storage is not None else []
-        version = chart_version("monitoring", cfg.addons.monitoring.version)
+        version = chart_version("monitoring", st.version)
         self.release = k8s.helm.v3.Release(
             f"{name}{RELEASE_SUFFIX}", name=RELEASE_NAME, chart=CHARTS["monitoring"].chart, version=version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHARTS["monitoring"].repo),
             namespace=NAMESPACE, create_namespace=False, skip_await=False, atomic=True, cleanup_on_fail=True,
-            timeout=900, values=monitoring_values(cfg, storage_class=storage_class),
+            timeout=900, values=monitoring_values(st, storage_class=storage_class),
             opts=child(self.namespace, self.grafana_secret, *storage_deps),
         )
 
@@ -365,14 +367,14 @@ class Monitoring(pulumi.ComponentResource):
 
         # ---- scrapes and alerts (their CRDs come with the release)
         self.monitors: list[k8s.apiextensions.CustomResource] = []
-        for kind, doc in scrape_monitors(cfg, storage=storage is not None):
+        for kind, doc in scrape_monitors(st, storage=storage is not None):
             self.monitors.append(k8s.apiextensions.CustomResource(
                 scrape_resource_name(name, doc), api_version=SCRAPE_API_VERSION, kind=kind,
                 metadata=doc["metadata"], spec=doc["spec"], opts=child(self.release)))
         self.rules = k8s.apiextensions.CustomResource(
             f"{name}-alerts", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
             metadata={"name": "eks-ml-platform-alerts", "namespace": NAMESPACE, "labels": std_labels("eks-ml-platform-alerts")},
-            spec=alerts.platform_rules(cfg), opts=child(self.release),
+            spec=alerts.platform_rules(st), opts=child(self.release),
         )
 
         self.prometheus_url = PROMETHEUS_URL

@@ -118,11 +118,11 @@ def _storage(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _monitoring(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from components.monitoring import Monitoring, MonitoringArgs
+    from components.monitoring import Monitoring, MonitoringArgs, MonitoringSettings
 
     # Prometheus, Alertmanager and Grafana keep their volumes on ceph-block: after the StorageClasses.
-    return Monitoring(f"{env.name}-monitoring", MonitoringArgs(ctx=env.ctx, storage=built.storage),
-                      opts=env.opts(built.storage))
+    args = MonitoringArgs(settings=MonitoringSettings.from_config(env.cfg), ctx=env.ctx, storage=built.storage)
+    return Monitoring(f"{env.name}-monitoring", args, opts=env.opts(built.storage))
 
 
 def _release(built: Built) -> Optional[pulumi.Resource]:

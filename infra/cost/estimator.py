@@ -39,7 +39,7 @@ def ceph_capacity_note(cfg: Any) -> Optional[str]:
     usable = raw / cfg.ceph_replicas
     claims: list[tuple[str, float]] = []
     if cfg.addons.monitoring.enabled:
-        v = monitoring.monitoring_values(cfg, storage_class=storage.BLOCK_STORAGE_CLASS)
+        v = monitoring.monitoring_values(monitoring.MonitoringSettings.from_config(cfg), storage_class=storage.BLOCK_STORAGE_CLASS)
         for name, vol in (("Prometheus", v["prometheus"]["prometheusSpec"]["storageSpec"]),
                           ("Alertmanager", v["alertmanager"]["alertmanagerSpec"]["storage"])):
             if vol:

@@ -105,7 +105,7 @@ def monitoring_pods(cfg: Any) -> list[Pod]:
     operator and kube-state-metrics run on the system node group)."""
     from components import monitoring
 
-    values = monitoring.monitoring_values(cfg, storage_class=None)
+    values = monitoring.monitoring_values(monitoring.MonitoringSettings.from_config(cfg), storage_class=None)
     prom = values["prometheus"]["prometheusSpec"]
     am = values["alertmanager"]["alertmanagerSpec"]
     graf = values["grafana"]
@@ -129,7 +129,7 @@ def node_daemonsets(cfg: Any) -> list[tuple[str, float, float]]:
     if cfg.addons.monitoring.enabled:
         from components import monitoring
 
-        values = monitoring.monitoring_values(cfg, storage_class=None)
+        values = monitoring.monitoring_values(monitoring.MonitoringSettings.from_config(cfg), storage_class=None)
         c, m = _requests(values["prometheus-node-exporter"].get("resources"))
         out.append(("node-exporter", c, m))
     return out

@@ -20,6 +20,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from components.monitoring_settings import MonitoringSettings
+
 pytestmark = pytest.mark.unit
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
@@ -175,7 +177,7 @@ def alert_exprs() -> list[tuple[str, str]]:
     from infra.config import parse_config
 
     cfg = parse_config({}, stack="dev")
-    return [(f"alert {r['alert']}", r["expr"]) for g in alerts.platform_rules(cfg)["groups"] for r in g["rules"]]
+    return [(f"alert {r['alert']}", r["expr"]) for g in alerts.platform_rules(MonitoringSettings.from_config(cfg))["groups"] for r in g["rules"]]
 
 
 # ------------------------------------------------------------------------------ the parser itself

@@ -39,17 +39,17 @@ def _walk_keys(node, path=""):
 # ------------------------------------------------------------------ values
 def test_prometheus_retention_and_storage_come_from_config():
     cfg = cfg_for("dev", monitoring={"retention": "9d", "storageGib": 40})
-    spec = mon.monitoring_values(cfg, storage_class="ceph-block")["prometheus"]["prometheusSpec"]
+    spec = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg), storage_class="ceph-block")["prometheus"]["prometheusSpec"]
     assert spec["retention"] == "9d" and spec["retentionSize"] == "34GiB"
     claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
     assert claim["storageClassName"] == "ceph-block" and claim["resources"]["requests"]["storage"] == "40Gi"
     assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
-    prod = mon.monitoring_values(cfg_for("prod"), storage_class="ceph-block")["prometheus"]["prometheusSpec"]
+    prod = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for("prod")), storage_class="ceph-block")["prometheus"]["prometheusSpec"]
     assert prod["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 
 def test_prometheus_selects_everything_in_every_namespace():
-    spec = mon.monitoring_values(cfg_for(), storage_class="ceph-block")["prometheus"]["prometheusSpec"]
+    spec = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for()), storage_class="ceph-block")["prometheus"]["prometheusSpec"]
     for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig"):
         assert spec[f"{kind}SelectorNilUsesHelmValues"] is False
     for kind in ("serviceMonitor", "podMonitor", "rule"):
@@ -57,7 +57,7 @@ def test_prometheus_selects_everything_in_every_namespace():
 
 
 def test_alertmanager_and_grafana_persist_on_ceph_block():
-    values = mon.monitoring_values(cfg_for(), storage_class="ceph-block")
+    values = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for()), storage_class="ceph-block")
     assert values["alertmanager"]["enabled"] is True
     am = values["alertmanager"]["alertmanagerSpec"]["storage"]["volumeClaimTemplate"]["spec"]
     assert am["storageClassName"] == "ceph-block"
@@ -65,12 +65,12 @@ def test_alertmanager_and_grafana_persist_on_ceph_block():
     assert graf["persistence"]["enabled"] is True and graf["persistence"]["storageClassName"] == "ceph-block"
     assert graf["deploymentStrategy"] == {"type": "Recreate"}
     # without the storage add-on nothing asks for a StorageClass that does not exist
-    bare = mon.monitoring_values(cfg_for(), storage_class=None)
+    bare = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for()), storage_class=None)
     assert bare["prometheus"]["prometheusSpec"]["storageSpec"] == {} and bare["grafana"]["persistence"] == {"enabled": False}
 
 
 def test_grafana_credentials_only_through_the_existing_secret():
-    values = mon.monitoring_values(cfg_for(), storage_class="ceph-block")
+    values = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for()), storage_class="ceph-block")
     assert values["grafana"]["admin"] == {"existingSecret": "grafana-admin", "userKey": "admin-user",
                                           "passwordKey": "admin-password"}
     assert not [k for k in _walk_keys(values) if k.lower().endswith("password")]
@@ -79,7 +79,7 @@ def test_grafana_credentials_only_through_the_existing_secret():
 
 
 def test_eks_control_plane_scrapes_are_off():
-    values = mon.monitoring_values(cfg_for(), storage_class="ceph-block")
+    values = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for()), storage_class="ceph-block")
     for key in ("kubeEtcd", "kubeControllerManager", "kubeScheduler", "kubeProxy"):
         assert values[key] == {"enabled": False}
     rules = values["defaultRules"]["rules"]
@@ -87,24 +87,25 @@ def test_eks_control_plane_scrapes_are_off():
 
 
 def test_kube_state_metrics_exports_the_training_job_label():
-    ksm = mon.monitoring_values(cfg_for(), storage_class=None)["kube-state-metrics"]
+    ksm = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for()), storage_class=None)["kube-state-metrics"]
     assert ksm["metricLabelsAllowlist"] == ["pods=[app.kubernetes.io/name,training.kubeflow.org/job-name,"
                                             "training.kubeflow.org/replica-type]"]
 
 
 def test_controllers_on_system_nodes_and_placement_without_karpenter():
-    values = mon.monitoring_values(cfg_for(), storage_class=None)
+    values = mon.monitoring_values(mon.MonitoringSettings.from_config(cfg_for()), storage_class=None)
     for part in (values["prometheusOperator"], values["kube-state-metrics"]):
         assert part["tolerations"][0]["key"] == "CriticalAddonsOnly"
-    alone = mon.monitoring_values(cfg_for("dev", addons={"karpenter": {"enabled": False}, "rookCeph": {"enabled": False}},
-                                          training={"enabled": False}, serving={"enabled": False}), storage_class=None)
+    bare_cfg = cfg_for("dev", addons={"karpenter": {"enabled": False}, "rookCeph": {"enabled": False}},
+                       training={"enabled": False}, serving={"enabled": False})
+    alone = mon.monitoring_values(mon.MonitoringSettings.from_config(bare_cfg), storage_class=None)
     assert alone["prometheus"]["prometheusSpec"]["tolerations"][0]["key"] == "CriticalAddonsOnly"
     assert alone["grafana"]["tolerations"][0]["key"] == "CriticalAddonsOnly"
 
 
 # ------------------------------------------------------------------ scrapes
 def test_scrape_monitors():
-    docs = {d["metadata"]["name"]: (k, d) for k, d in mon.scrape_monitors(cfg_for(), storage=True)}
+    docs = {d["metadata"]["name"]: (k, d) for k, d in mon.scrape_monitors(mon.MonitoringSettings.from_config(cfg_for()), storage=True)}
     # the workloads' own scrapes (sentiment, sentiment-trainer) come with the workload components
     assert set(docs) == {"rook-ceph-mgr", "rook-ceph-exporter", "training-operator"}
     kind, mgr = docs["rook-ceph-mgr"]
@@ -118,7 +119,7 @@ def test_scrape_monitors():
     # a disabled add-on gets no scrape
     off = cfg_for("dev", serving={"enabled": False}, training={"enabled": False, "device": "cpu"},
                   addons={"trainingOperator": {"enabled": False}})
-    assert [d["metadata"]["name"] for _, d in mon.scrape_monitors(off, storage=False)] == []
+    assert [d["metadata"]["name"] for _, d in mon.scrape_monitors(mon.MonitoringSettings.from_config(off), storage=False)] == []
 
 
 #: The URNs the monitoring component gave the workloads' scrape objects (the baseline dev render).
@@ -148,7 +149,7 @@ def _rules(spec):
 
 def test_alerts_use_config_thresholds():
     cfg = cfg_for("dev", monitoring={"gpuIdleMinutes": 45, "servingP99TargetMs": 300})
-    rules = _rules(alerts.platform_rules(cfg))
+    rules = _rules(alerts.platform_rules(mon.MonitoringSettings.from_config(cfg)))
     assert rules["GpuNodeIdle"]["for"] == "45m" and "DCGM_FI_DEV_GPU_UTIL" in rules["GpuNodeIdle"]["expr"]
     assert rules["SentimentP99LatencyHigh"]["expr"].endswith("> 0.3")
     assert "histogram_quantile(0.99" in rules["SentimentP99LatencyHigh"]["expr"]
@@ -165,7 +166,7 @@ def test_alerts_use_config_thresholds():
 def test_alert_groups_follow_addons():
     cfg = cfg_for("dev", addons={"rookCeph": {"enabled": False}, "karpenter": {"enabled": False}},
                   training={"enabled": False, "device": "cpu"}, serving={"enabled": False})
-    names = [g["name"] for g in alerts.platform_rules(cfg)["groups"]]
+    names = [g["name"] for g in alerts.platform_rules(mon.MonitoringSettings.from_config(cfg))["groups"]]
     assert "eks-ml-platform.ceph" not in names and "eks-ml-platform.karpenter" not in names
 
 

@@ -58,14 +58,14 @@ def _by_name(docs: list[dict]) -> dict[str, dict]:
 
 def test_monitoring_policies():
     cfg = parse_config({}, stack="dev")
-    pols = _by_name(mon.network_policies(cfg, storage=True))
+    pols = _by_name(mon.network_policies(mon.MonitoringSettings.from_config(cfg), storage=True))
     assert sorted(pols) == ["default-deny", "prometheus-clients", "prometheus-operator-webhook", "same-namespace"]
     assert pols["prometheus-operator-webhook"]["ingress"] == [
         {"from": [{"ipBlock": {"cidr": "10.42.0.0/16"}}], "ports": [{"port": 10250, "protocol": "TCP"}]}]
     # without Ceph (no dashboard) and without KEDA nothing outside the namespace queries Prometheus
-    assert "prometheus-clients" not in _by_name(mon.network_policies(cfg, storage=False))
+    assert "prometheus-clients" not in _by_name(mon.network_policies(mon.MonitoringSettings.from_config(cfg), storage=False))
     keda = parse_config({"serving": {"keda": True, "replicas": 2, "maxReplicas": 4}}, stack="dev")
-    (rule,) = _by_name(mon.network_policies(keda, storage=False))["prometheus-clients"]["ingress"]
+    (rule,) = _by_name(mon.network_policies(mon.MonitoringSettings.from_config(keda), storage=False))["prometheus-clients"]["ingress"]
     assert rule == {"from": [netpol.namespace_peer("keda")], "ports": [{"port": 9090, "protocol": "TCP"}]}
 
 

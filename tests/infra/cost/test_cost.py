@@ -315,7 +315,7 @@ def test_requests_are_read_from_the_components(stacks):
     ao = estimate(cfg)["always_on"]
     spec = storage.ceph_cluster_spec(StorageSettings.from_config(cfg))
     fs = storage.filesystem_spec(StorageSettings.from_config(cfg))
-    values = monitoring.monitoring_values(cfg, storage_class=None)
+    values = monitoring.monitoring_values(monitoring.MonitoringSettings.from_config(cfg), storage_class=None)
 
     def req(res):
         return cpu_m(res["requests"]["cpu"]), mem_mib(res["requests"]["memory"])
