@@ -53,13 +53,21 @@ def priority_class_manifest(spec: PriorityClassSpec) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PriorityClassesArgs:
+    """Inputs of the PriorityClasses component (the classes are fixed: nothing comes from the config)."""
+
+    ready: Sequence[pulumi.Resource] = ()
+    """What the objects wait for (the cluster's ``cluster_ready`` gate)."""
+
+
 class PriorityClasses(pulumi.ComponentResource):
     """Creates ``ml-serving`` and ``ml-training``. Output: ``names``."""
 
-    def __init__(self, name: str, *, ready: Sequence[pulumi.Resource] = (),
+    def __init__(self, name: str, args: PriorityClassesArgs = PriorityClassesArgs(),
                  opts: Optional[pulumi.ResourceOptions] = None):
-        """``ready``: what the objects wait for (the cluster's ``cluster_ready`` gate)."""
         super().__init__("eks-ml-platform:priority:PriorityClasses", name, None, opts)
+        ready = args.ready
         self.classes: dict[str, k8s.scheduling.v1.PriorityClass] = {}
         for spec in PRIORITY_CLASSES:
             m = priority_class_manifest(spec)

@@ -66,15 +66,14 @@ class Built:
 
 @dataclass(frozen=True)
 class BuildEnv:
-    """What every builder receives besides the add-ons: the context, the parent, the name prefix."""
+    """What every builder receives besides the add-ons: the stack config (each builder hands its
+    component only the slice it needs, ``<Component>Settings.from_config``), the context, the parent
+    and the name prefix."""
 
+    cfg: PlatformConfig
     ctx: PlatformContext
     parent: pulumi.Resource
     name: str
-
-    @property
-    def cfg(self) -> PlatformConfig:
-        return self.ctx.cfg
 
     def opts(self, *depends_on: Optional[pulumi.Resource]) -> pulumi.ResourceOptions:
         """Both providers, the ``cluster_ready`` gate, and ``depends_on`` the given (non-None) resources."""
@@ -131,9 +130,10 @@ def _release(built: Built) -> Optional[pulumi.Resource]:
 
 
 def _priority(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from components.priority import PriorityClasses
+    from components.priority import PriorityClasses, PriorityClassesArgs
 
-    return PriorityClasses(f"{env.name}-priority", ready=env.ctx.cluster_ready, opts=env.opts())
+    return PriorityClasses(f"{env.name}-priority", PriorityClassesArgs(ready=tuple(env.ctx.cluster_ready)),
+                           opts=env.opts())
 
 
 def _karpenter(env: BuildEnv, built: Built) -> pulumi.Resource:
@@ -170,21 +170,17 @@ def _images(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _workload_storage(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from workloads.shared import WorkloadStorage, WorkloadStorageArgs
+    from workloads.shared import WorkloadStorage, WorkloadStorageArgs, WorkloadStorageSettings
 
     # The PVCs bind once the storage add-on's CephFS StorageClass (ceph-filesystem) exists.
     storage = built.storage
     deps = (storage.file_storage_class,) if storage is not None else ()
-    tr = env.cfg.training
-    return WorkloadStorage(
-        f"{env.name}-workload-storage",
-        WorkloadStorageArgs(datasets_size_gib=tr.datasets_size_gib, models_size_gib=tr.models_size_gib,
-                            protect=env.cfg.protect, storage_dependencies=deps),
-        opts=env.opts())
+    args = WorkloadStorageArgs(settings=WorkloadStorageSettings.from_config(env.cfg), storage_dependencies=deps)
+    return WorkloadStorage(f"{env.name}-workload-storage", args, opts=env.opts())
 
 
 def _training(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from workloads.training.component import TrainingWorkload, TrainingWorkloadArgs
+    from workloads.training.component import TrainingSettings, TrainingWorkload, TrainingWorkloadArgs
 
     ws = built.workload_storage
     assert ws is not None  # required
@@ -192,8 +188,9 @@ def _training(env: BuildEnv, built: Built) -> pulumi.Resource:
     priority = tuple(c for n, c in classes.items() if n == TRAINING_PRIORITY_CLASS)
     operator = built.training_operator
     # with monitoring, its PodMonitor waits for the release that installs the CRD
-    args = TrainingWorkloadArgs(ctx=env.ctx, namespace=ws.namespace, datasets_pvc=ws.datasets_pvc,
-                                models_pvc=ws.models_pvc, operator_ready=tuple(operator.ready) if operator else (),
+    args = TrainingWorkloadArgs(settings=TrainingSettings.from_config(env.cfg), ctx=env.ctx, namespace=ws.namespace,
+                                datasets_pvc=ws.datasets_pvc, models_pvc=ws.models_pvc,
+                                operator_ready=tuple(operator.ready) if operator else (),
                                 priority_classes=priority, images=built.images, monitoring_release=_release(built))
     return TrainingWorkload(f"{env.name}-training", args, opts=env.opts(ws, *priority, built.images))
 
@@ -209,7 +206,7 @@ def _load_balancer(env: BuildEnv, built: Built) -> pulumi.Resource:
 
 
 def _serving(env: BuildEnv, built: Built) -> pulumi.Resource:
-    from workloads.sentiment.component import SentimentServing, SentimentServingArgs
+    from workloads.sentiment.component import SentimentServing, SentimentServingArgs, ServingSettings
 
     # The models PVC of the shared namespace; the ml-serving PriorityClass admits the pods. After
     # Karpenter, so that a destroy removes the serving pods before the controller that owns their nodes.
@@ -218,8 +215,8 @@ def _serving(env: BuildEnv, built: Built) -> pulumi.Resource:
     serving_class = built.priority.classes.get(SERVING_PRIORITY_CLASS) if built.priority else None
     lbc = built.load_balancer.release if built.load_balancer is not None else None
     # with monitoring, its ServiceMonitor waits for the release that installs the CRD
-    args = SentimentServingArgs(ctx=env.ctx, namespace=ws.namespace, models_pvc=ws.models_pvc,
-                                priority_class=serving_class, images=built.images,
+    args = SentimentServingArgs(settings=ServingSettings.from_config(env.cfg), ctx=env.ctx, namespace=ws.namespace,
+                                models_pvc=ws.models_pvc, priority_class=serving_class, images=built.images,
                                 monitoring_release=_release(built))
     return SentimentServing(f"{env.name}-sentiment", args,
                             opts=env.opts(ws, serving_class, built.karpenter, built.images, lbc))
@@ -333,15 +330,15 @@ def check_requirements(cfg: PlatformConfig, addons: tuple[Addon, ...] = ADDONS) 
         raise ConfigError(problems)
 
 
-def build_all(ctx: PlatformContext, parent: pulumi.Resource, name: str,
+def build_all(cfg: PlatformConfig, ctx: PlatformContext, parent: pulumi.Resource, name: str,
               addons: tuple[Addon, ...] = ADDONS) -> tuple[Built, dict[str, Any]]:
     """Build every enabled add-on in dependency order; return them and the stack outputs they add."""
-    check_requirements(ctx.cfg, addons)
-    env, built, outputs = BuildEnv(ctx=ctx, parent=parent, name=name), Built(), {}
+    check_requirements(cfg, addons)
+    env, built, outputs = BuildEnv(cfg=cfg, ctx=ctx, parent=parent, name=name), Built(), {}
     by_key = {a.key: a for a in addons}
     for key in build_order(addons):
         addon = by_key[key]
-        if not addon.enabled(ctx.cfg):
+        if not addon.enabled(cfg):
             continue
         component = addon.build(env, built)
         setattr(built, key, component)

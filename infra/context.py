@@ -1,7 +1,8 @@
 """What the add-ons receive from the program: the cluster's outputs and the shared context.
 
-A leaf of the program: it imports the config types and Pulumi, never a component and never the
-tooling, so every component can import it without a cycle.
+A leaf of the program: it imports Pulumi only, never the config, a component or the tooling, so
+every component can import it without a cycle. It carries no config: each component receives its
+own settings slice (``<Component>Settings.from_config``) beside this context.
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-
-from infra.config import PlatformConfig
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,8 @@ class ClusterOutputs:
 
 @dataclass(frozen=True)
 class PlatformContext:
-    """What every add-on component receives: config, cluster outputs, providers, the readiness gate."""
+    """What every add-on component receives besides its settings: cluster outputs, providers, the readiness gate."""
 
-    cfg: PlatformConfig
     cluster: ClusterOutputs
     cluster_ready: list[pulumi.Resource]
     aws_provider: aws.Provider

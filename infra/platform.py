@@ -31,12 +31,12 @@ class Platform(pulumi.ComponentResource):
             public_subnet_ids=self.network.public_subnet_ids, opts=aws_opts,
         )
         self.ctx = PlatformContext(
-            cfg=cfg, cluster=self.cluster.outputs, cluster_ready=self.cluster.cluster_ready,
+            cluster=self.cluster.outputs, cluster_ready=self.cluster.cluster_ready,
             aws_provider=self.aws_provider, k8s_provider=self.cluster.provider,
             private_subnet_ids=self.network.private_subnet_ids, vpc_id=self.network.vpc_id,
         )
         # The add-ons, in the registry's dependency order (infra/addons.py); each depends only on what it needs.
-        self.addons, addon_outputs = build_all(self.ctx, parent=self, name=name)
+        self.addons, addon_outputs = build_all(cfg, self.ctx, parent=self, name=name)
         self.outputs = {
             "clusterName": self.cluster.outputs.name,
             "clusterEndpoint": self.cluster.outputs.endpoint,

@@ -18,8 +18,8 @@ serving is enabled. Consumers use ``.namespace`` (the Namespace resource), ``.na
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -28,6 +28,9 @@ from components.monitoring import former_scrape_urn
 from components.netpol import default_deny
 from components.scrape import API_VERSION as SCRAPE_API_VERSION
 from infra.conventions import FILE_STORAGE_CLASS, WORKLOADS_NAMESPACE
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from infra.config import PlatformConfig
 
 NAMESPACE = WORKLOADS_NAMESPACE
 DATASETS_PVC = "datasets"
@@ -92,13 +95,25 @@ def scrape_object(resource_name: str, kind: str, doc: dict[str, Any], *, parent:
 
 
 @dataclass(frozen=True)
-class WorkloadStorageArgs:
+class WorkloadStorageSettings:
+    """What the shared storage takes from the stack config (:meth:`from_config`)."""
+
     datasets_size_gib: int = 20
     """Size of the ``datasets`` PVC (``training.datasetsSizeGib``)."""
     models_size_gib: int = 20
     """Size of the ``models`` PVC (``training.modelsSizeGib``)."""
     protect: bool = False
-    """Protect the PVCs (prod): deleting them deletes every trained model."""
+    """Protect the PVCs (the stack's ``protect``, on in prod): deleting them deletes every trained model."""
+
+    @classmethod
+    def from_config(cls, cfg: "PlatformConfig") -> "WorkloadStorageSettings":
+        tr = cfg.training
+        return cls(datasets_size_gib=tr.datasets_size_gib, models_size_gib=tr.models_size_gib, protect=cfg.protect)
+
+
+@dataclass(frozen=True)
+class WorkloadStorageArgs:
+    settings: WorkloadStorageSettings = field(default_factory=WorkloadStorageSettings)
     storage_dependencies: tuple[pulumi.Resource, ...] = ()
     """What must exist before a claim can bind: the storage add-on (its CephFS StorageClass)."""
     bind_timeout: str = "20m"
@@ -124,10 +139,11 @@ class WorkloadStorage(pulumi.ComponentResource):
             f"{name}-netpol-default-deny", metadata=deny["metadata"], spec=deny["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]))
         pvc_opts = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.namespace, *args.storage_dependencies], protect=args.protect,
+            parent=self, depends_on=[self.namespace, *args.storage_dependencies], protect=args.settings.protect,
             custom_timeouts=pulumi.CustomTimeouts(create=args.bind_timeout, update=args.bind_timeout))
         pvcs = {}
-        for claim, size in ((DATASETS_PVC, args.datasets_size_gib), (MODELS_PVC, args.models_size_gib)):
+        st = args.settings
+        for claim, size in ((DATASETS_PVC, st.datasets_size_gib), (MODELS_PVC, st.models_size_gib)):
             m = pvc_manifest(claim, size)
             pvcs[claim] = k8s.core.v1.PersistentVolumeClaim(f"{name}-{claim}", metadata=m["metadata"], spec=m["spec"],
                                                             opts=pvc_opts)

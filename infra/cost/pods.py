@@ -140,7 +140,9 @@ def serving_cpu_pods(cfg: Any) -> list[Pod]:
     (``workloads/sentiment/manifests.py``); one per node (its hostname spread is required)."""
     from workloads.sentiment.manifests import container_resources
     from workloads.sentiment.plan import plan
+    from workloads.sentiment.settings import ServingSettings
 
-    req = container_resources(cfg, plan(cfg))["requests"]
+    settings = ServingSettings.from_config(cfg)
+    req = container_resources(settings, plan(settings))["requests"]
     return [Pod(f"sentiment {i}", cpu_m(req["cpu"]), mem_mib(req["memory"]), anti="sentiment", owner="serving")
             for i in range(cfg.serving.replicas)]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from components.monitoring import PROMETHEUS_URL  # the in-cluster kube-prometheus-stack Prometheus
-from infra.config import PlatformConfig
 from workloads.sentiment.plan import NAME, NAMESPACE, ServingPlan, meta
+from workloads.sentiment.settings import ServingSettings
 
 REQUEST_RATE_QUERY = f'sum(rate(sentiment_requests_total{{namespace="{NAMESPACE}"}}[1m]))'
 
@@ -30,7 +30,7 @@ def _target_ref() -> dict[str, str]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME}
 
 
-def hpa(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) -> Optional[dict[str, Any]]:
+def hpa(s: ServingSettings, p: ServingPlan, *, namespace: str = NAMESPACE) -> Optional[dict[str, Any]]:
     if p.autoscaler != "hpa":
         return None
     return {
@@ -38,17 +38,17 @@ def hpa(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) -> O
         "spec": {
             "scaleTargetRef": _target_ref(), "minReplicas": p.replicas, "maxReplicas": p.max_replicas,
             "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": cfg.serving.target_cpu_percent}}}],
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": s.serving.target_cpu_percent}}}],
             "behavior": _behavior(),
         },
     }
 
 
-def scaled_object(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) -> Optional[dict[str, Any]]:
+def scaled_object(s: ServingSettings, p: ServingPlan, *, namespace: str = NAMESPACE) -> Optional[dict[str, Any]]:
     """KEDA: request rate per replica (Prometheus) and CPU; KEDA creates and owns the HPA ``keda-hpa-sentiment``."""
     if p.autoscaler != "keda":
         return None
-    sv = cfg.serving
+    sv = s.serving
     return {
         "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta(namespace),
         "spec": {

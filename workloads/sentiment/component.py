@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from workloads.sentiment.manifests import build_objects, server_service_monitor
 from workloads.sentiment.plan import MODELS_CLAIM, NAME, NAMESPACE, plan
+from workloads.sentiment.settings import ServingSettings
 from workloads.shared import scrape_object
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this module at run time)
@@ -34,8 +35,10 @@ def _name_of(resource: Optional[pulumi.CustomResource], default: str) -> pulumi.
 
 @dataclass(frozen=True)
 class SentimentServingArgs:
+    settings: ServingSettings
+    """The ``serving`` section, the node pools, the VPC (``ServingSettings.from_config``)."""
     ctx: "PlatformContext"
-    """Config, providers and the cluster-ready gate."""
+    """Providers and the cluster-ready gate."""
     namespace: Optional[k8s.core.v1.Namespace]
     """The shared ``ml-workloads`` Namespace (workloads/shared.py); never created here. ``None``: refer to
     it by name only (a warning is logged; the objects then wait for nothing that creates it)."""
@@ -62,14 +65,14 @@ class SentimentServing(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SentimentServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-ml-platform:sentiment:SentimentServing", name, None, opts)
-        cfg = args.ctx.cfg
+        st = args.settings
         if args.namespace is None or args.models_pvc is None:
             pulumi.log.warn(f"sentiment serving: no workload_storage add-on; referring to namespace {NAMESPACE!r} "
                             f"and PVC {MODELS_CLAIM!r} by name (workloads/shared.py creates them)", self)
         ns = _name_of(args.namespace, NAMESPACE)
         claim = _name_of(args.models_pvc, MODELS_CLAIM)
-        objs = build_objects(cfg)
-        p = plan(cfg)
+        objs = build_objects(st)
+        p = plan(st)
         # Explicit on the children too (a component's depends_on does not hold its children back).
         deps = [*args.ctx.cluster_ready, *(r for r in (args.namespace, args.models_pvc) if r is not None)]
         child = pulumi.ResourceOptions(parent=self, depends_on=deps)
@@ -126,7 +129,6 @@ class SentimentServing(pulumi.ComponentResource):
     def _deployment(self, name: str, args: SentimentServingArgs, dep: dict[str, Any], ns: pulumi.Output[str],
                     claim: pulumi.Output[str], deps: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
         """The Deployment: its namespace and claim name from the storage resources, its image from ``images``."""
-        cfg = args.ctx.cfg
         refs = dict(args.images.refs) if args.images is not None else {}
 
         def with_claim(dep: dict[str, Any], claim_name: Any) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class SentimentServing(pulumi.ComponentResource):
             return {**dep["spec"], "template": {**tmpl, "spec": {**tmpl["spec"], "volumes": vols}}}
 
         if refs:  # the built image's reference (an Output: by digest once pushed); the builder takes strings
-            dep_out = pulumi.Output.all(**refs).apply(lambda r: build_objects(cfg, images=r)["deployment"])
+            dep_out = pulumi.Output.all(**refs).apply(lambda r: build_objects(args.settings, images=r)["deployment"])
             dep_meta: Any = pulumi.Output.all(dep_out, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]})
             spec: Any = pulumi.Output.all(dep_out, claim).apply(lambda a: with_claim(a[0], a[1]))
         else:

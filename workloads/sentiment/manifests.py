@@ -54,12 +54,13 @@ from components.netpol import DNS_EGRESS, allow, cidr_peers, namespaces_peer, pr
 from components.netpol import network_policy as network_policy_doc
 from components.scrape import service_monitor
 from infra.conventions import checkov_annotations
-from infra.config import PlatformConfig, cpu_millis
+from infra.config import cpu_millis
 from workloads.sentiment.autoscaling import hpa, scaled_object
 from workloads.sentiment.plan import (
     CONTAINER_PORT, DEREGISTRATION_DELAY_S, GRACEFUL_TIMEOUT_S, MODEL_MOUNT, MODELS_CLAIM, NAME, NAMESPACE,
     POOL_LABEL, PORT_NAME, PRIORITY_CLASS, RUN_AS, SELECTOR, SERVICE_PORT, SHUTDOWN_DELAY_S, SKIP_AWAIT, TMP_SIZE,
     ServingPlan, labels, meta, plan)
+from workloads.sentiment.settings import ServingSettings
 
 # Checkov findings that do not apply here, with the reason, as per-object annotations.
 # CKV_K8S_43 (image by digest) only where the image is pinned by tag (the release image in infra/versions.py,
@@ -74,9 +75,9 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def server_env(cfg: PlatformConfig, p: ServingPlan) -> list[dict[str, str]]:
+def server_env(s: ServingSettings, p: ServingPlan) -> list[dict[str, str]]:
     """The server's settings (workloads/sentiment/config.py ENV_DOC), sorted by name."""
-    sv = cfg.serving
+    sv = s.serving
     env = {
         "MODEL_DIR": MODEL_MOUNT,
         "HOST": "0.0.0.0",
@@ -101,8 +102,8 @@ def server_env(cfg: PlatformConfig, p: ServingPlan) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
 
-def container_resources(cfg: PlatformConfig, p: ServingPlan) -> dict[str, dict[str, str]]:
-    r = cfg.serving.resources
+def container_resources(s: ServingSettings, p: ServingPlan) -> dict[str, dict[str, str]]:
+    r = s.serving.resources
     memory = r.memory_for(p.device)
     requests = {"cpu": r.cpu, "memory": memory}
     limits = {"cpu": r.cpu_limit, "memory": memory}
@@ -112,7 +113,7 @@ def container_resources(cfg: PlatformConfig, p: ServingPlan) -> dict[str, dict[s
     return {"limits": limits, "requests": requests}
 
 
-def probes(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
+def probes(s: ServingSettings) -> dict[str, dict[str, Any]]:
     """startup: model load (readyz), readiness: readyz, liveness: healthz (answers while loading)."""
     def get(path: str, period: int, failures: int) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": PORT_NAME, "scheme": "HTTP"}, "periodSeconds": period,
@@ -120,7 +121,7 @@ def probes(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
 
     startup_period = 10
     return {
-        "startupProbe": get("/readyz", startup_period, math.ceil(cfg.serving.startup_timeout_seconds / startup_period)),
+        "startupProbe": get("/readyz", startup_period, math.ceil(s.serving.startup_timeout_seconds / startup_period)),
         "readinessProbe": get("/readyz", 5, 2),
         "livenessProbe": get("/healthz", 10, 3),
     }
@@ -142,15 +143,15 @@ def topology_spread(p: ServingPlan) -> list[dict[str, Any]]:
     ]
 
 
-def pod_template(cfg: PlatformConfig, p: ServingPlan, *, models_claim: str = MODELS_CLAIM) -> dict[str, Any]:
+def pod_template(s: ServingSettings, p: ServingPlan, *, models_claim: str = MODELS_CLAIM) -> dict[str, Any]:
     container = {
         "name": "server",
         "image": p.image,
         "imagePullPolicy": "Always",
         "command": ["python", "-m", "workloads.sentiment.server"],
-        "env": server_env(cfg, p),
+        "env": server_env(s, p),
         "ports": [{"name": PORT_NAME, "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "resources": container_resources(cfg, p),
+        "resources": container_resources(s, p),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -165,7 +166,7 @@ def pod_template(cfg: PlatformConfig, p: ServingPlan, *, models_claim: str = MOD
             {"name": "models", "mountPath": MODEL_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
-        **probes(cfg),
+        **probes(s),
     }
     tolerations = []
     if p.toleration_key:
@@ -197,7 +198,7 @@ def pod_template(cfg: PlatformConfig, p: ServingPlan, *, models_claim: str = MOD
     return {"metadata": {"labels": labels()}, "spec": spec}
 
 
-def deployment(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE,
+def deployment(s: ServingSettings, p: ServingPlan, *, namespace: str = NAMESPACE,
                models_claim: str = MODELS_CLAIM) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "selector": {"matchLabels": dict(SELECTOR)},
@@ -206,8 +207,8 @@ def deployment(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPAC
         "revisionHistoryLimit": 5,
         "minReadySeconds": 5,
         # node launch (Karpenter, minutes for inf1/GPU) + model load
-        "progressDeadlineSeconds": cfg.serving.startup_timeout_seconds + 600,
-        "template": pod_template(cfg, p, models_claim=models_claim),
+        "progressDeadlineSeconds": s.serving.startup_timeout_seconds + 600,
+        "template": pod_template(s, p, models_claim=models_claim),
     }
     if p.autoscaler == "none":
         spec["replicas"] = p.replicas
@@ -223,7 +224,7 @@ def service_account(namespace: str = NAMESPACE) -> dict[str, Any]:
             "automountServiceAccountToken": False}
 
 
-def service(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) -> dict[str, Any]:
+def service(s: ServingSettings, p: ServingPlan, *, namespace: str = NAMESPACE) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "selector": dict(SELECTOR),
         "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
@@ -247,10 +248,10 @@ def service(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) 
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta(namespace, annotations=ann), "spec": spec}
 
 
-def ingress(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) -> Optional[dict[str, Any]]:
+def ingress(s: ServingSettings, p: ServingPlan, *, namespace: str = NAMESPACE) -> Optional[dict[str, Any]]:
     if p.exposure != "ingress":
         return None
-    ing = cfg.serving.ingress
+    ing = s.serving.ingress
     ann = {
         **SKIP_AWAIT,
         "alb.ingress.kubernetes.io/scheme": p.scheme,
@@ -286,7 +287,7 @@ def pdb(p: ServingPlan, *, namespace: str = NAMESPACE) -> dict[str, Any]:
                      "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
 
 
-def network_policy(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAMESPACE) -> dict[str, Any]:
+def network_policy(s: ServingSettings, p: ServingPlan, *, namespace: str = NAMESPACE) -> dict[str, Any]:
     """Ingress to the server's port from Prometheus, the load balancer's subnets and ``serving.clientNamespaces``;
     egress only to the cluster DNS (the server calls nothing)."""
     port = tcp(CONTAINER_PORT)
@@ -295,24 +296,24 @@ def network_policy(cfg: PlatformConfig, p: ServingPlan, *, namespace: str = NAME
         # ALB/NLB ip targets: the load balancer connects to the pod IP from its ENIs, which live in the subnets
         # of its scheme (components/netpol.py load_balancer_cidrs); never the whole VPC, where every pod lives.
         ingress_rules.append(allow(cidr_peers(p.lb_cidrs), port))
-    if cfg.serving.client_namespaces:
-        ingress_rules.append(allow([namespaces_peer(cfg.serving.client_namespaces)], port))
+    if s.serving.client_namespaces:
+        ingress_rules.append(allow([namespaces_peer(s.serving.client_namespaces)], port))
     return network_policy_doc(meta(namespace), {"matchLabels": dict(SELECTOR)}, ingress_rules, [DNS_EGRESS])
 
 
-def build_objects(cfg: PlatformConfig, *, namespace: str = NAMESPACE, models_claim: str = MODELS_CLAIM,
+def build_objects(s: ServingSettings, *, namespace: str = NAMESPACE, models_claim: str = MODELS_CLAIM,
                   images: Optional[Mapping[str, str]] = None) -> dict[str, dict[str, Any]]:
     """Every object the component creates, keyed by the Pulumi name suffix (absent ones left out)."""
-    p = plan(cfg, images)
+    p = plan(s, images)
     objs = {
         "sa": service_account(namespace),
-        "deployment": deployment(cfg, p, namespace=namespace, models_claim=models_claim),
-        "service": service(cfg, p, namespace=namespace),
-        "hpa": hpa(cfg, p, namespace=namespace),
-        "scaledobject": scaled_object(cfg, p, namespace=namespace),
+        "deployment": deployment(s, p, namespace=namespace, models_claim=models_claim),
+        "service": service(s, p, namespace=namespace),
+        "hpa": hpa(s, p, namespace=namespace),
+        "scaledobject": scaled_object(s, p, namespace=namespace),
         "pdb": pdb(p, namespace=namespace),
-        "netpol": network_policy(cfg, p, namespace=namespace),
-        "ingress": ingress(cfg, p, namespace=namespace),
+        "netpol": network_policy(s, p, namespace=namespace),
+        "ingress": ingress(s, p, namespace=namespace),
     }
     return {k: v for k, v in objs.items() if v is not None}
 

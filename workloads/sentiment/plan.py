@@ -10,7 +10,8 @@ from typing import Any, Mapping, Optional
 
 from components.netpol import load_balancer_cidrs
 from infra.conventions import SERVING_PRIORITY_CLASS, WORKLOADS_NAMESPACE
-from infra.config import NodePoolConfig, PlatformConfig
+from infra.config import NodePoolConfig
+from workloads.sentiment.settings import ServingSettings
 from infra.versions import IMAGES
 
 NAME = "sentiment"
@@ -79,12 +80,12 @@ class ServingPlan:
     lb_cidrs: tuple[str, ...]
 
 
-def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> ServingPlan:
+def plan(s: ServingSettings, images: Optional[Mapping[str, str]] = None) -> ServingPlan:
     """``images``: the workload images by config key (components/images.py ``refs``); without them the release
     image of infra/versions.py. ``serving.image`` wins over both."""
-    sv = cfg.serving
+    sv = s.serving
     images = images or {}
-    pool: Optional[NodePoolConfig] = sv.pool_for(cfg.pools)
+    pool: Optional[NodePoolConfig] = sv.pool_for(s.pools)
     if pool is None:  # the config validation reports this first; keep the component honest anyway
         raise ValueError(f"serving.device {sv.device}: no node pool fits")
     backend, resource, taint, image_key = DEVICES[sv.device]
@@ -94,13 +95,13 @@ def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> Ser
     # every device the pool can launch, roll one pod at a time instead (a surge pod would never schedule).
     limit = sv.device_limit(pool)
     surge, unavailable = (1, 0) if limit is None or most + 1 <= limit else (0, 1)
-    public = sv.public and cfg.allow_public_load_balancers
+    public = sv.public and s.allow_public_load_balancers
     scheme = "internet-facing" if public else "internal"
     return ServingPlan(
         device=sv.device, backend=backend, device_resource=resource, toleration_key=taint,
         image=sv.image or images.get(IMAGE_KEY[image_key]) or IMAGES[image_key], pool=pool.name, replicas=sv.replicas, max_replicas=most,
         autoscaler=autoscaler,
-        zone_when_unsatisfiable="DoNotSchedule" if sv.zone_spread_for(cfg.environment) == "required" else "ScheduleAnyway",
+        zone_when_unsatisfiable="DoNotSchedule" if sv.zone_spread_for(s.environment) == "required" else "ScheduleAnyway",
         max_surge=surge, max_unavailable=unavailable, scheme=scheme,
-        exposure=sv.exposure, lb_cidrs=tuple(load_balancer_cidrs(cfg.vpc, scheme, sv.load_balancer_cidrs)),
+        exposure=sv.exposure, lb_cidrs=tuple(load_balancer_cidrs(s.vpc, scheme, sv.load_balancer_cidrs)),
     )

@@ -19,19 +19,22 @@ from infra.conventions import pod_identity_trust
 from workloads.shared import NAMESPACE, scrape_object
 from workloads.training.manifests import build_objects, job_image, s3_read_policy, trainer_pod_monitor
 from workloads.training.pods import DATA_PREP, JOB_NAME, PRIORITY_CLASS, TRAINER, plan
+from workloads.training.settings import TrainingSettings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from components.images import WorkloadImages
     from infra.context import PlatformContext
 
-__all__ = ["PRIORITY_CLASS", "TrainingWorkload", "TrainingWorkloadArgs"]
+__all__ = ["PRIORITY_CLASS", "TrainingSettings", "TrainingWorkload", "TrainingWorkloadArgs"]
 
 
 # ---------------------------------------------------------------- the component
 @dataclass(frozen=True)
 class TrainingWorkloadArgs:
+    settings: TrainingSettings
+    """The ``training`` section and the node pools (``TrainingSettings.from_config``)."""
     ctx: "PlatformContext"
-    """Config, providers, the cluster name (for the Pod Identity association)."""
+    """Providers, the cluster name (for the Pod Identity association), the ``cluster_ready`` gate."""
     namespace: k8s.core.v1.Namespace
     """The shared ``ml-workloads`` Namespace (workloads/shared.py)."""
     datasets_pvc: k8s.core.v1.PersistentVolumeClaim
@@ -59,14 +62,14 @@ class TrainingWorkload(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TrainingWorkloadArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("eks-ml-platform:training:TrainingWorkload", name, None, opts)
-        cfg = args.ctx.cfg
-        objs = build_objects(cfg)  # the static shape (which objects exist, names)
-        p = plan(cfg)
+        st = args.settings
+        objs = build_objects(st)  # the static shape (which objects exist, names)
+        p = plan(st)
         # The pods' objects with the built images' references (Outputs: by digest once pushed). The pure
         # builders take plain strings, so they run again inside the apply.
         refs = dict(args.images.refs) if args.images is not None else {}
         live: Optional[pulumi.Output[dict[str, dict[str, Any]]]] = (
-            pulumi.Output.all(**refs).apply(lambda r: build_objects(cfg, r)) if refs else None)
+            pulumi.Output.all(**refs).apply(lambda r: build_objects(st, r)) if refs else None)
 
         def part(key: str, field_: str) -> Any:
             return live.apply(lambda o: o[key][field_]) if live is not None else objs[key][field_]
@@ -87,7 +90,7 @@ class TrainingWorkload(pulumi.ComponentResource):
                 f"{name}-{key}", metadata=np_["metadata"], spec=np_["spec"], opts=child)
             netpols.append(self.resources[key])
         prep_deps: list[pulumi.Resource] = [*base_deps, self.resources["sa-" + DATA_PREP], *netpols]
-        src = cfg.training.dataset_source or ""
+        src = st.training.dataset_source or ""
         if src.startswith("s3://"):
             prep_deps += self._s3_identity(name, args, src)
         self.data_prep = k8s.batch.v1.Job(
@@ -122,7 +125,7 @@ class TrainingWorkload(pulumi.ComponentResource):
         self.register_outputs({
             "jobKind": p.kind, "jobName": self.job_name, "namespace": NAMESPACE, "dataDir": p.data_dir,
             "image": (live.apply(lambda o: job_image(o["job"])) if live is not None else p.image), "pool": p.pool,
-            "schedule": cfg.training.schedule or "",
+            "schedule": st.training.schedule or "",
         })
 
     def _s3_identity(self, name: str, args: TrainingWorkloadArgs, src: str) -> list[pulumi.Resource]:

@@ -43,12 +43,13 @@ from typing import Any, Mapping, Optional
 from components.netpol import DNS_EGRESS, HTTPS_EGRESS, allow, network_policy, prometheus_peer, tcp
 from components.scrape import pod_monitor
 from infra.conventions import checkov_annotations
-from infra.config import PlatformConfig, TrainingConfig
+from infra.config import TrainingConfig
 from workloads.shared import NAMESPACE, standard_labels
 from workloads.training.pods import (
     CRON_NAME, DATA_PREP, JOB_NAME, METRICS_PORT, MODELS_MOUNT, PRIORITY_CLASS, PYTORCH_PORT, TF_PORT, TRAINER,
     TrainingPlan, data_prep_container, placement, plan, pod_security_context, replica_template, resources,
     trainer_args, trainer_command, volumes, workload_env)
+from workloads.training.settings import TrainingSettings
 
 # Only where an image is pinned by tag (a release image or your training.image / images.* reference):
 # the images the stack builds are referenced by digest (components/images.py) and need no skip.
@@ -81,9 +82,9 @@ def service_accounts() -> dict[str, dict[str, Any]]:
     }
 
 
-def data_prep_job(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
+def data_prep_job(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
     """The Job that fills /data/<dataset> (idempotent: a dataset already there is kept)."""
-    tr = cfg.training
+    tr = s.training
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": _meta(DATA_PREP, "data-prep", app=DATA_PREP,
@@ -109,9 +110,9 @@ def data_prep_job(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
     }
 
 
-def pytorchjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
+def pytorchjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
     """1 Master + N Workers of train.py (or of your own PyTorch command)."""
-    tr = cfg.training
+    tr = s.training
     custom = bool(tr.command)
     command = list(tr.command) if custom else trainer_command(tr, p)
     args = [] if custom else trainer_args(tr, p, checkpoint_dir=p.checkpoint_dir)
@@ -127,7 +128,7 @@ def pytorchjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
         "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": tr.backoff_limit},
         "pytorchReplicaSpecs": {
             role: {"replicas": n, "restartPolicy": "OnFailure",
-                   "template": replica_template(cfg, p, role=role.lower(), container="pytorch", ports=ports,
+                   "template": replica_template(s, p, role=role.lower(), container="pytorch", ports=ports,
                                                 command=command, args=args, gpu=True, env=env)}
             for role, (n, ports) in replicas.items()
         },
@@ -138,9 +139,9 @@ def pytorchjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
             "metadata": _meta(JOB_NAME, "training-job"), "spec": spec}
 
 
-def tfjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
+def tfjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
     """PS + Worker replicas of your TensorFlow image; the operator sets TF_CONFIG in each."""
-    tr = cfg.training
+    tr = s.training
     env = workload_env(p, p.checkpoint_dir)
     port = {"name": "tfjob-port", "containerPort": TF_PORT, "protocol": "TCP"}
     roles: dict[str, tuple[int, bool]] = {}
@@ -154,7 +155,7 @@ def tfjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
             "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": tr.backoff_limit},
             "tfReplicaSpecs": {
                 role: {"replicas": n, "restartPolicy": "OnFailure",
-                       "template": replica_template(cfg, p, role=role.lower(), container="tensorflow", ports=[port],
+                       "template": replica_template(s, p, role=role.lower(), container="tensorflow", ports=[port],
                                                     command=list(tr.command), args=[], gpu=gpu, env=env)}
                 for role, (n, gpu) in roles.items()
             },
@@ -162,13 +163,13 @@ def tfjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
     }
 
 
-def retrain_cronjob(cfg: PlatformConfig, p: TrainingPlan) -> dict[str, Any]:
+def retrain_cronjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
     """Periodic retraining: refresh the dataset, then train in one pod into a per-run checkpoint folder."""
-    tr = cfg.training
+    tr = s.training
     # Each run is a new Job; its name (a pod label) keys the checkpoint folder, so a retried pod
     # resumes its own run and never an earlier, finished one.
     ckpt = f"{MODELS_MOUNT}/checkpoints/$(JOB_NAME)"
-    tmpl = replica_template(cfg, p, role="retrain", container="trainer",
+    tmpl = replica_template(s, p, role="retrain", container="trainer",
                             ports=[{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
                             command=["python", "workloads/training/train.py"],
                             args=trainer_args(tr, p, checkpoint_dir=ckpt), gpu=True,
@@ -217,14 +218,14 @@ def external_egress(tr: TrainingConfig) -> list[dict[str, Any]]:
     return []
 
 
-def network_policies(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
+def network_policies(s: TrainingSettings) -> dict[str, dict[str, Any]]:
     """Default deny, then: replicas talk to each other, Prometheus scrapes ``metrics``, DNS; HTTPS out only
     where something must be downloaded.
 
     Replica to replica is every port on purpose: the rendezvous (``pytorchjob-port``/``tfjob-port``) is
     fixed, but gloo and NCCL connect on ports they pick at run time. The peers are the trainer pods of
     this namespace only; nothing else reaches them but Prometheus, on ``metrics``."""
-    tr = cfg.training
+    tr = s.training
     peers = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": TRAINER}}}
     trainer_egress = [{"to": [peers]}, DNS_EGRESS]
     # a hub base model, or your own image (TFJob / custom command) may read from S3, GCS or the hub
@@ -254,15 +255,15 @@ def trainer_pod_monitor() -> dict[str, Any]:
     return pod_monitor(TRAINER, namespace=NAMESPACE, labels=SCRAPE_LABELS, port="metrics", interval="15s")
 
 
-def build_objects(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> dict[str, dict[str, Any]]:
+def build_objects(s: TrainingSettings, images: Optional[Mapping[str, str]] = None) -> dict[str, dict[str, Any]]:
     """Every Kubernetes object of the training workload, keyed by role (pure; no Pulumi). ``images``: see plan."""
-    p = plan(cfg, images)
+    p = plan(s, images)
     objs: dict[str, dict[str, Any]] = {f"sa-{k}": v for k, v in service_accounts().items()}
-    objs["data-prep"] = data_prep_job(cfg, p)
-    objs["job"] = pytorchjob(cfg, p) if p.kind == "PyTorchJob" else tfjob(cfg, p)
-    if cfg.training.schedule:
-        objs["cronjob"] = retrain_cronjob(cfg, p)
-    objs.update(network_policies(cfg))
+    objs["data-prep"] = data_prep_job(s, p)
+    objs["job"] = pytorchjob(s, p) if p.kind == "PyTorchJob" else tfjob(s, p)
+    if s.training.schedule:
+        objs["cronjob"] = retrain_cronjob(s, p)
+    objs.update(network_policies(s))
     return objs
 
 
@@ -279,10 +280,10 @@ def s3_read_policy(uri: str) -> str:
     ]}, sort_keys=True)
 
 
-def describe(cfg: PlatformConfig) -> str:
+def describe(s: TrainingSettings) -> str:
     """One line for humans: what will run where."""
-    p = plan(cfg)
-    tr = cfg.training
+    p = plan(s)
+    tr = s.training
     roles = (f"1 master + {tr.workers} worker(s)" if p.kind == "PyTorchJob"
              else f"{tr.parameter_servers} PS + {tr.workers} worker(s)")
     gpu = f", {p.gpus} GPU(s) each" if p.gpus else ""

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from infra.conventions import TRAINING_PRIORITY_CLASS
-from infra.config import PlatformConfig, TrainingConfig, cpu_pool
+from infra.config import TrainingConfig, cpu_pool
 from infra.versions import IMAGES
 from workloads.shared import DATASETS_PVC, MODELS_PVC, standard_labels
 from workloads.training.args import COMPONENT_FIELDS, TrainArgs
 from workloads.training.metrics import DEFAULT_METRICS_PORT
+from workloads.training.settings import TrainingSettings
 
 TRAINER = "sentiment-trainer"  # pod label app.kubernetes.io/name (the trainer PodMonitor selects it)
 DATA_PREP = "sentiment-data-prep"
@@ -57,14 +58,14 @@ class TrainingPlan:
     nproc_per_node: int
 
 
-def plan(cfg: PlatformConfig, images: Optional[Mapping[str, str]] = None) -> TrainingPlan:
+def plan(s: TrainingSettings, images: Optional[Mapping[str, str]] = None) -> TrainingPlan:
     """``images``: the workload images by config key (components/images.py ``refs``); without them (pure
     tests, or a key the stack did not build) the release images of infra/versions.py. ``training.image``
     wins over both."""
-    tr = cfg.training
+    tr = s.training
     images = images or {}
-    pool = tr.pool_for(cfg.pools)
-    plain = cpu_pool(cfg.pools)
+    pool = tr.pool_for(s.pools)
+    plain = cpu_pool(s.pools)
     if pool is None or plain is None:  # the config's cross-checks report this first
         raise ValueError("training needs its node pools; see PlatformConfig._training_problems")
     if tr.kind not in ("PyTorchJob", "TFJob"):
@@ -171,10 +172,10 @@ def workload_env(p: TrainingPlan, checkpoint_dir: str) -> list[dict[str, str]]:
             {"name": "CHECKPOINT_DIR", "value": checkpoint_dir}, *cache_env()]
 
 
-def replica_template(cfg: PlatformConfig, p: TrainingPlan, *, role: str, container: str, ports: list[dict[str, Any]],
+def replica_template(s: TrainingSettings, p: TrainingPlan, *, role: str, container: str, ports: list[dict[str, Any]],
                      command: list[str], args: list[str], gpu: bool, env: list[dict[str, str]]) -> dict[str, Any]:
     """One replica's pod template (PyTorchJob Master/Worker, TFJob PS/Worker)."""
-    tr = cfg.training
+    tr = s.training
     return {
         "metadata": {"labels": standard_labels(TRAINER, **{"app.kubernetes.io/component": role})},
         "spec": {

@@ -12,6 +12,7 @@ from infra.config import parse_config
 from infra.versions import IMAGES
 from workloads.sentiment import manifests as sc
 from workloads.sentiment.config import ENV_DOC, Settings
+from workloads.sentiment.settings import ServingSettings
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +21,7 @@ CERT = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-1
 
 
 def objs(raw: dict | None = None, stack: str = "dev") -> dict:
-    return sc.build_objects(parse_config(raw or {}, stack=stack))
+    return sc.build_objects(ServingSettings.from_config(parse_config(raw or {}, stack=stack)))
 
 
 def pod(o: dict) -> dict:
@@ -352,7 +353,8 @@ def test_every_object_is_named_namespaced_and_labelled(raw):
 
 def test_yaml_is_stable_and_sorted():
     cfg = parse_config({}, stack="dev")
-    a, b = sc.to_yaml(sc.build_objects(cfg)), sc.to_yaml(sc.build_objects(cfg))
+    settings = ServingSettings.from_config(cfg)
+    a, b = sc.to_yaml(sc.build_objects(settings)), sc.to_yaml(sc.build_objects(settings))
     assert a == b
     docs = [d for d in yaml.safe_load_all(a)]
     assert [d["kind"] for d in docs] == ["ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
@@ -373,7 +375,7 @@ def _imports(path: Path) -> set[str]:
 
 
 #: The Pulumi side of workloads/sentiment: the component and the pure builders it turns into resources.
-PULUMI_SIDE = ("component.py", "manifests.py", "plan.py", "autoscaling.py")
+PULUMI_SIDE = ("component.py", "manifests.py", "plan.py", "autoscaling.py", "settings.py")
 PULUMI_SIDE_MODULES = tuple(f"workloads.sentiment.{f.removesuffix('.py')}" for f in PULUMI_SIDE)
 
 
@@ -400,7 +402,7 @@ def test_the_pure_builders_never_create_resources():
 
 
 def test_the_service_monitor_scrapes_the_services_http_port():
-    svc = sc.build_objects(parse_config({}, stack="dev"))["service"]
+    svc = sc.build_objects(ServingSettings.from_config(parse_config({}, stack="dev")))["service"]
     sm = sc.server_service_monitor()
     assert sm["metadata"]["namespace"] == "monitoring"  # next to Prometheus, selecting the workloads' namespace
     assert sm["spec"]["namespaceSelector"] == {"matchNames": [svc["metadata"]["namespace"]]}

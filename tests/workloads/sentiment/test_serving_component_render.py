@@ -41,9 +41,9 @@ def run_component(raw: dict, *, with_storage: bool = True, monitoring: bool = Fa
     """Run SentimentServing (and WorkloadStorage; with ``training`` also TrainingWorkload; with ``monitoring``
     a kube-prometheus-stack release for their scrape objects) under the preview mocks; return registrations by
     name (each with ``aliases``: the aliases it asked for)."""
-    from workloads.sentiment.component import SentimentServing, SentimentServingArgs
+    from workloads.sentiment.component import SentimentServing, SentimentServingArgs, ServingSettings
     from workloads.shared import WorkloadStorage, WorkloadStorageArgs
-    from workloads.training.component import TrainingWorkload, TrainingWorkloadArgs
+    from workloads.training.component import TrainingSettings, TrainingWorkload, TrainingWorkloadArgs
 
     cfg = parse_config(raw, stack="dev")
     with mock_engine(project="eks-ml-platform", stack="dev", region=cfg.region, cluster_name=cfg.cluster_name) as monitor:
@@ -54,7 +54,7 @@ def run_component(raw: dict, *, with_storage: bool = True, monitoring: bool = Fa
         out = pulumi.Output.from_input
         cluster = ClusterOutputs(*(out(x) for x in ["ml-dev", "https://x", "arn", "issuer", "role-arn", "role",
                                                     "sg-1", "sg-2", "{}"]))
-        ctx = PlatformContext(cfg=cfg, cluster=cluster, cluster_ready=[gate], aws_provider=aws_p, k8s_provider=k8s_p,
+        ctx = PlatformContext(cluster=cluster, cluster_ready=[gate], aws_provider=aws_p, k8s_provider=k8s_p,
                               private_subnet_ids=out(["subnet-1", "subnet-2"]), vpc_id=out("vpc-1"))
         priority = k8s.scheduling.v1.PriorityClass("ml-serving", metadata={"name": "ml-serving"}, value=100000,
                                                    opts=pulumi.ResourceOptions(provider=k8s_p))
@@ -65,13 +65,13 @@ def run_component(raw: dict, *, with_storage: bool = True, monitoring: bool = Fa
                                       opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_p}))
         providers = {"aws": aws_p, "kubernetes": k8s_p}
         SentimentServing("ml-sentiment", SentimentServingArgs(
-            ctx=ctx, namespace=storage.namespace if storage else None, models_pvc=storage.models_pvc if storage else None,
-            priority_class=priority, monitoring_release=release),
+            settings=ServingSettings.from_config(cfg), ctx=ctx, namespace=storage.namespace if storage else None,
+            models_pvc=storage.models_pvc if storage else None, priority_class=priority, monitoring_release=release),
             opts=pulumi.ResourceOptions(providers=providers, depends_on=[gate, *([storage] if storage else [])]))
         if training and storage is not None:
             TrainingWorkload("ml-training", TrainingWorkloadArgs(
-                ctx=ctx, namespace=storage.namespace, datasets_pvc=storage.datasets_pvc, models_pvc=storage.models_pvc,
-                monitoring_release=release), opts=pulumi.ResourceOptions(providers=providers, depends_on=[gate, storage]))
+                settings=TrainingSettings.from_config(cfg), ctx=ctx, namespace=storage.namespace,
+                datasets_pvc=storage.datasets_pvc, models_pvc=storage.models_pvc, monitoring_release=release), opts=pulumi.ResourceOptions(providers=providers, depends_on=[gate, storage]))
     return {r.name: r for r in monitor.registrations}
 
 

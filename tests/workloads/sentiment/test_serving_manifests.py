@@ -15,6 +15,7 @@ from infra.config import SUPPORTED_K8S, parse_config
 from policy import rules
 from tests.conftest import manifests
 from workloads.sentiment.manifests import build_objects
+from workloads.sentiment.settings import ServingSettings
 
 pytestmark = pytest.mark.manifests
 
@@ -41,7 +42,7 @@ BUILT = {key: f"123456789012.dkr.ecr.us-west-2.amazonaws.com/ml-dev/{repo}@sha25
 
 
 def _variant(name: str, images: dict | None = BUILT) -> list[dict]:
-    return list(build_objects(parse_config(VARIANTS[name], stack="dev"), images=images).values())
+    return list(build_objects(ServingSettings.from_config(parse_config(VARIANTS[name], stack="dev")), images=images).values())
 
 
 @pytest.fixture(scope="module")

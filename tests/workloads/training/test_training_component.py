@@ -13,6 +13,7 @@ from infra import upstream
 from infra.versions import IMAGES, MANIFESTS
 from workloads import shared
 from workloads.training import manifests as tc
+from workloads.training.settings import TrainingSettings
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +33,7 @@ def pod_specs(job: dict) -> dict[str, dict]:
 # ---------------------------------------------------------------- PyTorchJob
 def test_pytorchjob_gpu_master_and_workers():
     cfg = cfg_of(device="gpu", workers=3, gpusPerWorker=1, epochs=5, batchSize=32)
-    job = tc.build_objects(cfg)["job"]
+    job = tc.build_objects(TrainingSettings.from_config(cfg))["job"]
     assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "PyTorchJob")
     assert job["metadata"]["name"] == "sentiment-train" and job["metadata"]["namespace"] == "ml-workloads"
     replicas = job["spec"]["pytorchReplicaSpecs"]
@@ -67,7 +68,7 @@ def test_pytorchjob_gpu_master_and_workers():
 
 
 def test_pytorchjob_cpu_mode_for_dev():
-    job = tc.build_objects(cfg_of(device="cpu"))["job"]
+    job = tc.build_objects(TrainingSettings.from_config(cfg_of(device="cpu")))["job"]
     for spec in pod_specs(job).values():
         (c,) = spec["containers"]
         assert "tolerations" not in spec and spec["nodeSelector"] == {"eks-ml-platform/pool": "cpu"}
@@ -79,7 +80,7 @@ def test_pytorchjob_cpu_mode_for_dev():
 def test_trainer_command_line_matches_the_design():
     cfg = cfg_of(device="cpu", epochs=4, maxSamples=300, baseModel="sentence-transformers/all-MiniLM-L6-v2",
                  learningRate=0.0003, checkpointEverySteps=50)
-    (c,) = pod_specs(tc.build_objects(cfg)["job"])["Master"]["containers"]
+    (c,) = pod_specs(tc.build_objects(TrainingSettings.from_config(cfg))["job"])["Master"]["containers"]
     assert c["command"] == ["python", "workloads/training/train.py"]
     args = c["args"]
     flags = dict(zip(args[::2], args[1::2]))
@@ -94,7 +95,7 @@ def test_trainer_args_are_accepted_by_train_py():
     from workloads.training import train
 
     for cfg in (cfg_of(device="cpu"), cfg_of(device="gpu", maxSamples=10, baseModel="x/y"), cfg_of(schedule="@daily")):
-        objs = tc.build_objects(cfg)
+        objs = tc.build_objects(TrainingSettings.from_config(cfg))
         specs = list(pod_specs(objs["job"]).values())
         if "cronjob" in objs:
             specs.append(objs["cronjob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"])
@@ -107,7 +108,7 @@ def test_trainer_args_are_accepted_by_train_py():
 
 def test_multi_gpu_replicas_run_torchrun():
     cfg = cfg_of(device="gpu", workers=1, gpusPerWorker=2)
-    job = tc.build_objects(cfg)["job"]
+    job = tc.build_objects(TrainingSettings.from_config(cfg))["job"]
     assert job["spec"]["nprocPerNode"] == "2"
     (c,) = pod_specs(job)["Worker"]["containers"]
     assert c["command"][:3] == ["python", "-m", "torch.distributed.run"]
@@ -116,7 +117,7 @@ def test_multi_gpu_replicas_run_torchrun():
 
 def test_custom_pytorch_command_replaces_the_sample():
     cfg = cfg_of(device="cpu", image="ghcr.io/acme/my-trainer:1.2", command=["python", "/app/train.py", "--fast"])
-    (c,) = pod_specs(tc.build_objects(cfg)["job"])["Master"]["containers"]
+    (c,) = pod_specs(tc.build_objects(TrainingSettings.from_config(cfg))["job"])["Master"]["containers"]
     assert c["image"] == "ghcr.io/acme/my-trainer:1.2"
     assert c["command"] == ["python", "/app/train.py", "--fast"] and "args" not in c
     env = {e["name"]: e.get("value") for e in c["env"]}
@@ -124,7 +125,7 @@ def test_custom_pytorch_command_replaces_the_sample():
 
 
 def test_security_context_is_restricted_everywhere():
-    objs = tc.build_objects(cfg_of(device="gpu", schedule="@weekly"))
+    objs = tc.build_objects(TrainingSettings.from_config(cfg_of(device="gpu", schedule="@weekly")))
     specs = [*pod_specs(objs["job"]).values(), objs["data-prep"]["spec"]["template"]["spec"],
              objs["cronjob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
     for spec in specs:
@@ -142,7 +143,7 @@ def test_security_context_is_restricted_everywhere():
 
 
 def test_trainer_pods_carry_the_monitoring_label():
-    objs = tc.build_objects(cfg_of(schedule="@daily"))
+    objs = tc.build_objects(TrainingSettings.from_config(cfg_of(schedule="@daily")))
     templates = [r["template"] for r in objs["job"]["spec"]["pytorchReplicaSpecs"].values()]
     templates.append(objs["cronjob"]["spec"]["jobTemplate"]["spec"]["template"])
     for t in templates:
@@ -153,7 +154,7 @@ def test_trainer_pods_carry_the_monitoring_label():
 # ---------------------------------------------------------------- TFJob
 def test_tfjob_ps_and_workers():
     cfg = cfg_of(kind="TFJob", image=TF_IMAGE, command=["python", "/app/train.py"], workers=2, parameterServers=1)
-    objs = tc.build_objects(cfg)
+    objs = tc.build_objects(TrainingSettings.from_config(cfg))
     job = objs["job"]
     assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v1", "TFJob")
     specs = job["spec"]["tfReplicaSpecs"]
@@ -172,7 +173,7 @@ def test_tfjob_ps_and_workers():
 
 
 def test_tfjob_without_parameter_servers():
-    job = tc.build_objects(cfg_of(kind="TFJob", image=TF_IMAGE, parameterServers=0))["job"]
+    job = tc.build_objects(TrainingSettings.from_config(cfg_of(kind="TFJob", image=TF_IMAGE, parameterServers=0)))["job"]
     assert set(job["spec"]["tfReplicaSpecs"]) == {"Worker"}
 
 
@@ -184,7 +185,7 @@ def test_plan_rejects_what_config_would(bad, message):
     cfg = cfg_of(kind="TFJob", image=TF_IMAGE)
     broken = cfg.model_copy(update={"training": cfg.training.model_copy(update=bad)})
     with pytest.raises(ValueError, match=message):
-        tc.plan(broken)
+        tc.plan(TrainingSettings.from_config(broken))
 
 
 # ---------------------------------------------------------------- data prep and retraining
@@ -200,7 +201,7 @@ def test_data_prep_job(source, env_expected, monkeypatch):
     if source and source.startswith("hf://"):
         raw["dataset"] = {"textColumn": "sentence", "evalSplit": "validation"}
     cfg = cfg_of(device="gpu", **raw)
-    job = tc.build_objects(cfg)["data-prep"]
+    job = tc.build_objects(TrainingSettings.from_config(cfg))["data-prep"]
     assert job["kind"] == "Job" and job["metadata"]["name"] == "sentiment-data-prep"
     spec = job["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"eks-ml-platform/pool": "cpu"} and "tolerations" not in spec  # CPU, even for GPU training
@@ -211,7 +212,7 @@ def test_data_prep_job(source, env_expected, monkeypatch):
     assert env_expected.items() <= env.items() and "FORCE" not in env
     assert {m["mountPath"]: m["readOnly"] for m in c["volumeMounts"] if m["name"] == "data"} == {"/data": False}
     # the trainer reads what data prep writes
-    (t,) = pod_specs(tc.build_objects(cfg)["job"])["Master"]["containers"]
+    (t,) = pod_specs(tc.build_objects(TrainingSettings.from_config(cfg))["job"])["Master"]["containers"]
     assert t["args"][t["args"].index("--data") + 1] == env["DATA_DIR"]
     # data_prep.py's own parser accepts the environment as given
     from workloads.training import data_prep
@@ -237,7 +238,7 @@ def test_s3_read_policy_is_scoped_to_the_prefix():
 def test_retrain_cronjob():
     cfg = cfg_of(device="gpu", workers=1, gpusPerWorker=2, schedule="0 3 * * SUN", timeZone="Europe/Berlin",
                  datasetSource="s3://my-bucket/data")
-    objs = tc.build_objects(cfg)
+    objs = tc.build_objects(TrainingSettings.from_config(cfg))
     cj = objs["cronjob"]
     assert cj["kind"] == "CronJob" and cj["apiVersion"] == "batch/v1" and cj["metadata"]["name"] == "sentiment-retrain"
     assert cj["spec"]["schedule"] == "0 3 * * SUN" and cj["spec"]["timeZone"] == "Europe/Berlin"
@@ -258,11 +259,11 @@ def test_retrain_cronjob():
 
 
 def test_no_cronjob_without_schedule():
-    assert "cronjob" not in tc.build_objects(cfg_of())
+    assert "cronjob" not in tc.build_objects(TrainingSettings.from_config(cfg_of()))
 
 
 def test_network_policies():
-    objs = tc.build_objects(cfg_of(device="cpu"))
+    objs = tc.build_objects(TrainingSettings.from_config(cfg_of(device="cpu")))
     trainer = objs["netpol-trainer"]["spec"]
     assert trainer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "sentiment-trainer"}}
     assert set(trainer["policyTypes"]) == {"Ingress", "Egress"}
@@ -271,12 +272,12 @@ def test_network_policies():
     assert scrape["ports"] == [{"port": 9464, "protocol": "TCP"}]
     prep = objs["netpol-data-prep"]["spec"]
     assert prep["ingress"] == [] and prep["egress"] == [tc.DNS_EGRESS]  # the shipped sample needs no network
-    hub = tc.build_objects(cfg_of(datasetSource="hf://imdb"))["netpol-data-prep"]["spec"]
+    hub = tc.build_objects(TrainingSettings.from_config(cfg_of(datasetSource="hf://imdb")))["netpol-data-prep"]["spec"]
     assert tc.HTTPS_EGRESS in hub["egress"] and tc.POD_IDENTITY_EGRESS not in hub["egress"]
 
 
 def test_every_object_has_name_namespace_and_standard_labels():
-    for obj in tc.build_objects(cfg_of(schedule="@daily", datasetSource="s3://my-bucket/x")).values():
+    for obj in tc.build_objects(TrainingSettings.from_config(cfg_of(schedule="@daily", datasetSource="s3://my-bucket/x"))).values():
         meta = obj["metadata"]
         assert meta["name"] and meta["namespace"] == "ml-workloads"
         assert meta["labels"]["app.kubernetes.io/part-of"] == "eks-ml-platform"
@@ -284,7 +285,7 @@ def test_every_object_has_name_namespace_and_standard_labels():
 
 
 def test_describe():
-    assert tc.describe(cfg_of(device="gpu", workers=2)) == (
+    assert tc.describe(TrainingSettings.from_config(cfg_of(device="gpu", workers=2))) == (
         f"PyTorchJob sentiment-train: 1 master + 2 worker(s) on pool gpu, 1 GPU(s) each; data /data/sample; "
         f"image {IMAGES['trainer_gpu']}")
 
@@ -437,14 +438,14 @@ def test_a_new_dataset_source_gets_its_own_checkpoint_folder():
     folders = {}
     for src in (None, "s3://my-bucket/sentiment-v2/", "hf://stanfordnlp/sst2"):
         raw = {"training": {"datasetSource": src}} if src else {}
-        folders[src] = tc.plan(parse_config(raw, stack="dev")).checkpoint_dir
+        folders[src] = tc.plan(TrainingSettings.from_config(parse_config(raw, stack="dev"))).checkpoint_dir
     assert folders[None] == "/models/checkpoints/sentiment-train/sample"
     assert len(set(folders.values())) == 3
     assert all(f.startswith("/models/checkpoints/sentiment-train/") for f in folders.values())
 
 
 def test_the_pod_monitor_scrapes_rank_0s_metrics_port():
-    job = tc.build_objects(cfg_of())["job"]
+    job = tc.build_objects(TrainingSettings.from_config(cfg_of()))["job"]
     master = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
     pm = tc.trainer_pod_monitor()
     assert pm["metadata"]["namespace"] == "monitoring"  # next to Prometheus, selecting the workloads' namespace

@@ -17,6 +17,7 @@ from infra.config import parse_config
 from infra.preview.render import dump_yaml
 from tests.conftest import by_name, manifests, states
 from workloads.training import manifests as tc
+from workloads.training.settings import TrainingSettings
 
 MINE = {"training-operator", "sentiment-trainer", "sentiment-data-prep", "datasets", "models", "ml-workloads"}
 # your TensorFlow image, pinned by digest as check's workload-image-pinned policy requires
@@ -43,7 +44,7 @@ def variant_objects() -> dict[str, dict]:
     out = {}
     for name, raw in VARIANTS.items():
         cfg = parse_config({"training": raw}, stack="dev")
-        for key, obj in tc.build_objects(cfg, images=BUILT).items():
+        for key, obj in tc.build_objects(TrainingSettings.from_config(cfg), images=BUILT).items():
             out[f"{name}-{key}"] = obj
     return out
 

@@ -1,0 +1,20 @@
+"""What the training workload takes from the stack config: a pure slice, built by :meth:`TrainingSettings.from_config`.
+
+The plan (``pods.py``), the manifests and the component read this slice: the ``training`` section
+and the node pools its pods may land on, never the whole ``PlatformConfig``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra.config import NodePoolConfig, PlatformConfig, TrainingConfig
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    training: TrainingConfig
+    pools: tuple[NodePoolConfig, ...]
+
+    @classmethod
+    def from_config(cls, cfg: PlatformConfig) -> "TrainingSettings":
+        return cls(training=cfg.training, pools=tuple(cfg.pools))
