@@ -3,8 +3,10 @@ README diagram that is generated from it."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import graphlib
 import importlib
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from infra import addons
 from infra.addons import ADDONS, Addon, build_order, graph, mermaid, requirement_problems
 from infra.config import ConfigError, parse_config
+from infra.context import PlatformContext
 
 pytestmark = pytest.mark.unit
 
@@ -68,6 +71,52 @@ def test_each_addon_names_a_real_component_class(addon):
     module, cls = addon.component.split(":")
     component = getattr(importlib.import_module(module), cls)
     assert isinstance(component, type)
+
+
+def _resolve(annotation: object, module: str) -> object:
+    """A class from its annotation (a string under ``from __future__ import annotations``), looked up in ``module``."""
+    return getattr(importlib.import_module(module), annotation.strip("'\"")) if isinstance(annotation, str) else annotation
+
+
+@pytest.mark.parametrize("addon", ADDONS, ids=lambda a: a.key)
+def test_each_component_takes_name_args_opts_and_no_whole_config(addon):
+    """One component style: ``Component(name, args, opts)``; ``args`` is a frozen dataclass whose config
+    part is a settings slice, never the whole PlatformConfig (nor a PlatformContext that carries one)."""
+    module, cls = addon.component.split(":")
+    component = getattr(importlib.import_module(module), cls)
+    params = inspect.signature(component.__init__).parameters
+    assert list(params) == ["self", "name", "args", "opts"], f"{addon.component}: {list(params)}"
+    args_cls = _resolve(params["args"].annotation, component.__module__)
+    assert dataclasses.is_dataclass(args_cls) and args_cls.__dataclass_params__.frozen, args_cls
+    fields = {f.name: str(f.type) for f in dataclasses.fields(args_cls)}
+    assert not [n for n, t in fields.items() if "PlatformConfig" in t], f"{args_cls.__name__} takes the whole config"
+    for name, t in fields.items():
+        if t.endswith("Settings"):  # every slice is built from the config by a pure classmethod
+            slice_cls = _resolve(t, args_cls.__module__)
+            assert callable(getattr(slice_cls, "from_config", None)), f"{args_cls.__name__}.{name}: {t} has no from_config"
+
+
+def test_the_context_carries_no_config():
+    assert not [f.name for f in dataclasses.fields(PlatformContext) if "PlatformConfig" in str(f.type)]
+    assert "infra.config" not in {n.module for n in ast.walk(ast.parse((REPO / "infra/context.py").read_text()))
+                                  if isinstance(n, ast.ImportFrom)}
+
+
+def test_a_slice_is_built_from_the_config_and_follows_it():
+    """The settings slices read the stack config: change a value, the slice changes with it."""
+    from components.karpenter import KarpenterSettings
+    from components.storage import StorageSettings
+    from workloads.sentiment.settings import ServingSettings
+
+    admins = {"admins": [{"principalArn": "arn:aws:iam::123456789012:role/admin"}]}
+    dev = parse_config({}, stack="dev")
+    prod = parse_config({"environment": "prod", "cluster": admins}, stack="prod")
+    assert (StorageSettings.from_config(dev).replicas, StorageSettings.from_config(prod).replicas) == (2, 3)
+    assert StorageSettings.from_config(prod).prod and not StorageSettings.from_config(dev).prod
+    custom = parse_config({"cluster": {"name": "ml-x"}, "serving": {"replicas": 4}}, stack="dev")
+    assert KarpenterSettings.from_config(custom).cluster_name == "ml-x"
+    assert [p.name for p in KarpenterSettings.from_config(custom).pools] == [p.name for p in custom.pools]
+    assert ServingSettings.from_config(custom).serving.replicas == 4
 
 
 NO_WORKLOADS = {"training": {"enabled": False}, "serving": {"enabled": False}}
