@@ -7,6 +7,7 @@
   prdiff    --base DIR --head DIR    the PR comment's rendered diff
   config-docs                        the config reference (Pulumi.yaml block / README table)
   upstream  fetch | verify [--upstream DIR]   the pinned upstream files (cache, mirror, download)
+  migrate   karpenter IN... [--out DIR] [--cluster NAME]   legacy Karpenter manifests to v1, checked
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ COMMAND_MODULES = {
     "prdiff": "infra.prdiff",
     "config-docs": "infra.config_docs",
     "upstream": "infra.upstream_cli",
+    "migrate": "infra.migrate.cli",
 }
 
 

@@ -5,6 +5,8 @@ resource is checked as the API server checks it on create: nulls of fields that 
 nullable nor defaulted are dropped and the CRD's structural defaults applied
 (:mod:`infra.check.defaults`), then the defaulted object is validated against the CRD's
 ``openAPIV3Schema`` (unknown fields are errors) and then its CEL rules (:mod:`infra.check.cel`).
+Karpenter's legacy APIs (v1alpha5, v1alpha1, v1beta1), which Karpenter v1 no longer serves, are a
+finding that names the way forward (``python -m infra migrate karpenter``), not an unchecked kind.
 """
 from __future__ import annotations
 
@@ -16,6 +18,23 @@ from infra.check import cel
 from infra.check.crds import CrdVersion, load_crds, load_pinned_crds, schema_errors
 from infra.check.defaults import as_stored
 from infra.check.report import Finding, KindCoverage, Report, resource_id
+
+# Karpenter APIs that Karpenter v1 (the pinned 1.14) no longer serves: a finding with the way forward,
+# not an unchecked kind (``python -m infra migrate karpenter`` rewrites them; see infra/migrate/).
+LEGACY_KARPENTER: frozenset[tuple[str, str]] = frozenset({
+    ("karpenter.sh/v1alpha5", "Provisioner"),
+    ("karpenter.k8s.aws/v1alpha1", "AWSNodeTemplate"),
+    ("karpenter.sh/v1beta1", "NodePool"),
+    ("karpenter.k8s.aws/v1beta1", "EC2NodeClass"),
+})
+
+
+def _legacy_karpenter(obj: dict[str, Any], cov: KindCoverage, report: Report) -> None:
+    api, kind = obj.get("apiVersion"), obj.get("kind")
+    cov.how = "NOT SERVED by Karpenter v1: migrate it (python -m infra migrate karpenter)"
+    report.findings.append(Finding("legacy-api", resource_id(obj),
+                                   f"Karpenter v1 no longer serves {api} {kind}; "
+                                   "run `python -m infra migrate karpenter FILE`"))
 
 
 def _check_custom_resource(obj: dict[str, Any], crd: CrdVersion, cov: KindCoverage, report: Report,
@@ -79,6 +98,11 @@ def validate_objects(objs: list[dict[str, Any]], *, k8s_version: str, crd_dir: P
     for obj in objs:
         cov = report.coverage[f"{obj.get('apiVersion')}/{obj.get('kind')}"]
         cov.objects += 1
+        if (obj.get("apiVersion"), obj.get("kind")) in LEGACY_KARPENTER:  # even with an old CRD given by --crds
+            if stored is not None:
+                stored.append(obj)
+            _legacy_karpenter(obj, cov, report)
+            continue
         crd = crds.get((obj.get("apiVersion", ""), obj.get("kind", "")))
         if crd is not None:
             dt_crd, dt_cel = _check_custom_resource(obj, crd, cov, report, stored)
