@@ -73,7 +73,9 @@ NEURON_TOLERATION = {"key": NEURON_TAINT["key"], "operator": "Exists", "effect":
 
 # The DCGM fields this platform exports: the dcgm-exporter 4.8.2 chart's default counters
 # (deployment/templates/metrics-configmap.yaml) without the vGPU licence gauge, plus the SM
-# activity and occupancy profiling fields that show how busy training really keeps the GPU.
+# activity and occupancy profiling fields that show how busy training really keeps the GPU, and the
+# double-bit ECC counter for the GPU health alerts (the exporter exports only what this list, loaded
+# with ``-f``, names).
 # (field, Prometheus type, help)
 DCGM_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
@@ -88,6 +90,8 @@ DCGM_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("DCGM_FI_DEV_ENC_UTIL", "gauge", "Encoder utilization (in %)."),
     ("DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %)."),
     ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."),
+    # commented out in the chart's defaults: the GPU health alerts (components/alerts.py) need it
+    ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter", "Total number of double-bit volatile ECC errors."),
     ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB)."),
     ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."),
     ("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter", "Total number of NVLink bandwidth counters for all lanes."),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.monitoring_settings import MonitoringSettings
+from infra.config import CLUSTER_QUEUE
 from infra.conventions import WORKLOADS_NAMESPACE
 
 SERVING_NAMESPACE = TRAINING_NAMESPACE = WORKLOADS_NAMESPACE
@@ -42,6 +43,33 @@ def gpu_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
               description="No GPU on {{ $labels.Hostname }} went above 1%% utilisation for %d minutes. A pod is "
                           "holding the node (Karpenter only consolidates empty GPU nodes): check for a stuck "
                           "or finished job that did not exit." % minutes),
+    ]
+
+
+def gpu_health_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
+    """XID and double-bit ECC errors from DCGM (``DCGM_FI_DEV_XID_ERRORS``, ``DCGM_FI_DEV_ECC_DBE_VOL_TOTAL``).
+
+    The EKS node monitoring agent reads the same faults from the driver and sets
+    ``AcceleratedHardwareReady=False``; Karpenter's node repair replaces the node 10 minutes later.
+    These alerts tell a person why the node went, and which job lost its GPU.
+    """
+    repair = ("The EKS node monitoring agent marks the node AcceleratedHardwareReady=False and Karpenter's "
+              "node repair replaces it after 10 minutes (unless over 20% of the pool's nodes are unhealthy); "
+              "training resumes from its last checkpoint.")
+    return [
+        _rule("GpuXidError",
+              "max by (Hostname, gpu) (DCGM_FI_DEV_XID_ERRORS) > 0",
+              for_="1m", severity="warning",
+              summary="GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID {{ $value }}",
+              description="The NVIDIA driver reported XID {{ $value }}. 13/31/43 are usually the application's "
+                          "fault; 48 (double-bit ECC), 63/64 (row remapping), 74 (NVLink), 79 (fallen off the bus), "
+                          "94/95 (contained/uncontained ECC) and 119/120 (GSP) mean a failing GPU. " + repair),
+        _rule("GpuEccDoubleBitErrors",
+              "max by (Hostname, gpu) (DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) > 0",
+              for_="1m", severity="critical",
+              summary="GPU {{ $labels.gpu }} on {{ $labels.Hostname }} has uncorrectable (double-bit) ECC errors",
+              description="{{ $value }} double-bit ECC errors since the driver loaded: results computed on this GPU "
+                          "may be wrong. " + repair),
     ]
 
 
@@ -127,14 +155,32 @@ def karpenter_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
     ]
 
 
+def kueue_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
+    """The training queue (Kueue's own metrics, components/kueue): workloads waiting too long for quota."""
+    minutes = s.queue_max_wait_minutes
+    return [
+        _rule("TrainingQueueWaitingTooLong",
+              f'sum by (cluster_queue) (kueue_pending_workloads{{cluster_queue="{CLUSTER_QUEUE}"}}) > 0',
+              for_=f"{minutes}m", severity="warning",
+              summary="Training jobs have waited in ClusterQueue {{ $labels.cluster_queue }} for more than %d minutes"
+                      % minutes,
+              description="{{ $value }} workload(s) have been pending for %d minutes (training.queue.maxWaitMinutes): "
+                          "the queue's quota (the node pools' limits times training.queue.share) is in use, or a job "
+                          "asks for more than a pool may launch. `kubectl get workloads -n %s` shows why; raise "
+                          "nodePools[].limits or training.queue.share." % (minutes, TRAINING_NAMESPACE)),
+    ]
+
+
 def platform_rules(s: MonitoringSettings) -> dict[str, Any]:
     """The PrometheusRule spec: one group per area."""
     groups = [
         ("eks-ml-platform.gpu", gpu_rules(s)),
+        ("eks-ml-platform.gpu-health", gpu_health_rules(s)),
         ("eks-ml-platform.ceph", ceph_rules(s) if s.rook_ceph else []),
         ("eks-ml-platform.serving", serving_rules(s)),
         ("eks-ml-platform.training", training_rules(s)),
         ("eks-ml-platform.karpenter", karpenter_rules(s) if s.karpenter else []),
+        ("eks-ml-platform.queue", kueue_rules(s) if s.kueue else []),
     ]
     return {"groups": [{"name": n, "rules": rules} for n, rules in groups if rules]}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from infra.config import MonitoringConfig, PlatformConfig, VpcConfig
+from infra.config import MonitoringConfig, PlatformConfig, VpcConfig, kueue_enabled, queue_settings
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,13 @@ class MonitoringSettings:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     vpc: VpcConfig = field(default_factory=VpcConfig)  # where the operator's webhook calls come from
     version: Optional[str] = None  # ``addons.monitoring.version`` (None: the pinned chart)
+    kueue: bool = False  # the training queue's alert (components/alerts.py kueue_rules)
+    queue_max_wait_minutes: int = 60  # ``training.queue.maxWaitMinutes``
 
     @classmethod
     def from_config(cls, cfg: PlatformConfig) -> "MonitoringSettings":
         a = cfg.addons
         return cls(prod=cfg.environment == "prod", karpenter=a.karpenter.enabled, rook_ceph=a.rook_ceph.enabled,
                    training_operator=a.training_operator.enabled, keda=cfg.serving.enabled and cfg.serving.keda,
-                   monitoring=cfg.monitoring, vpc=cfg.vpc, version=a.monitoring.version)
+                   monitoring=cfg.monitoring, vpc=cfg.vpc, version=a.monitoring.version, kueue=kueue_enabled(cfg),
+                   queue_max_wait_minutes=queue_settings(cfg.training).max_wait_minutes)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pulumi
 
-from infra.config import ConfigError, PlatformConfig
+from infra.config import ConfigError, PlatformConfig, kueue_enabled
 from infra.context import PlatformContext
 from infra.conventions import SERVING_PRIORITY_CLASS, TRAINING_PRIORITY_CLASS
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - the builders import the components they 
     from components.accelerators import Accelerators
     from components.images import WorkloadImages
     from components.karpenter import Karpenter
+    from components.kueue import Kueue
     from components.load_balancer import LoadBalancerController
     from components.monitoring import Monitoring
     from components.priority import PriorityClasses
@@ -55,6 +56,7 @@ class Built:
     training_operator: Optional["TrainingOperator"] = None
     images: Optional["WorkloadImages"] = None
     workload_storage: Optional["WorkloadStorage"] = None
+    kueue: Optional["Kueue"] = None
     training: Optional["TrainingWorkload"] = None
     load_balancer: Optional["LoadBalancerController"] = None
     serving: Optional["SentimentServing"] = None
@@ -179,6 +181,24 @@ def _workload_storage(env: BuildEnv, built: Built) -> pulumi.Resource:
     return WorkloadStorage(f"{env.name}-workload-storage", args, opts=env.opts())
 
 
+def _kueue(env: BuildEnv, built: Built) -> pulumi.Resource:
+    from components.kueue import Kueue, KueueArgs, KueueSettings
+
+    # After the training operator (its CRDs: Kueue sets up the PyTorchJob/TFJob integrations at start) and the
+    # shared namespace (the LocalQueue's); the training jobs are built after this, once the webhook serves.
+    ws = built.workload_storage
+    assert ws is not None  # required
+    args = KueueArgs(settings=KueueSettings.from_config(env.cfg), ctx=env.ctx, workloads_namespace=ws.namespace,
+                     monitoring_release=_release(built))
+    return Kueue(f"{env.name}-kueue", args, opts=env.opts(built.training_operator))
+
+
+def _kueue_set(cfg: PlatformConfig) -> list[str]:
+    """``addons.kueue.enabled`` when the stack sets it true itself (by default it follows training)."""
+    toggle = cfg.addons.kueue
+    return ["addons.kueue.enabled"] if toggle.enabled and "enabled" in toggle.model_fields_set else []
+
+
 def _training(env: BuildEnv, built: Built) -> pulumi.Resource:
     from workloads.training.component import TrainingSettings, TrainingWorkload, TrainingWorkloadArgs
 
@@ -186,13 +206,17 @@ def _training(env: BuildEnv, built: Built) -> pulumi.Resource:
     assert ws is not None  # required
     classes = built.priority.classes if built.priority is not None else {}
     priority = tuple(c for n, c in classes.items() if n == TRAINING_PRIORITY_CLASS)
+    # With Kueue, every job also needs its webhook (the release), LocalQueue and WorkloadPriorityClasses: the
+    # data-prep Job, the training job and the CronJob depend on them as on the PriorityClass.
+    queue = (built.kueue.release, *built.kueue.queue_objects) if built.kueue is not None else ()
     operator = built.training_operator
     # with monitoring, its PodMonitor waits for the release that installs the CRD
     args = TrainingWorkloadArgs(settings=TrainingSettings.from_config(env.cfg), ctx=env.ctx, namespace=ws.namespace,
                                 datasets_pvc=ws.datasets_pvc, models_pvc=ws.models_pvc,
                                 operator_ready=tuple(operator.ready) if operator else (),
-                                priority_classes=priority, images=built.images, monitoring_release=_release(built))
-    return TrainingWorkload(f"{env.name}-training", args, opts=env.opts(ws, *priority, built.images))
+                                priority_classes=priority + queue, images=built.images,
+                                monitoring_release=_release(built))
+    return TrainingWorkload(f"{env.name}-training", args, opts=env.opts(ws, *priority, built.images, built.kueue))
 
 
 def _load_balancer(env: BuildEnv, built: Built) -> pulumi.Resource:
@@ -256,9 +280,12 @@ ADDONS: tuple[Addon, ...] = (
     Addon("images", "images", "components.images:WorkloadImages", _any_workload, _images, outputs=_image_outputs),
     Addon("workload_storage", "training.enabled/serving.enabled", "workloads.shared:WorkloadStorage",
           _any_workload, _workload_storage, after=("storage",)),
+    Addon("kueue", "addons.kueue.enabled", "components.kueue:Kueue", kueue_enabled, _kueue,
+          requires=("karpenter", "workload_storage"), after=("training_operator", "monitoring"),
+          switched_on=_kueue_set),
     Addon("training", "training.enabled", "workloads.training.component:TrainingWorkload",
           lambda c: c.training.enabled, _training, requires=("workload_storage",),
-          after=("training_operator", "priority", "images", "monitoring")),
+          after=("training_operator", "priority", "images", "monitoring", "kueue")),
     Addon("load_balancer", "addons.loadBalancerController.enabled", "components.load_balancer:LoadBalancerController",
           lambda c: c.addons.load_balancer_controller.enabled, _load_balancer, after=("monitoring",)),
     Addon("serving", "serving.enabled", "workloads.sentiment.component:SentimentServing",

@@ -6,8 +6,9 @@
 - a small managed on-demand **system node group**, tainted ``CriticalAddonsOnly``, that runs
   Karpenter and the other controllers (IMDSv2, encrypted gp3 root volume);
 - the EKS add-ons vpc-cni, kube-proxy, eks-pod-identity-agent (before the nodes), coredns,
-  aws-ebs-csi-driver, snapshot-controller and metrics-server (after them), all as ``aws.eks.Addon``
-  so each is visible and versioned;
+  aws-ebs-csi-driver, snapshot-controller, metrics-server and eks-node-monitoring-agent (after them;
+  the agent unless ``addons.nodeMonitoringAgent.enabled`` is false), all as ``aws.eks.Addon`` so each
+  is visible and versioned;
 - one ``kubernetes.Provider`` and the ``cluster_ready`` list that Kubernetes add-ons depend on.
 """
 from __future__ import annotations
@@ -34,6 +35,17 @@ ACCESS_POLICIES = {
 # Addons that need running nodes to become healthy go after the system node group.
 ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "snapshot-controller", "metrics-server")
+# The EKS node monitoring agent (addons.nodeMonitoringAgent.enabled, on by default): a DaemonSet on every
+# node (its chart tolerates every taint, so GPU and Neuron nodes too) that turns GPU XID/ECC, Neuron,
+# kernel, storage and networking faults into node conditions (AcceleratedHardwareReady ...), which
+# Karpenter's NodeRepair gate (components/karpenter/values.py) acts on.
+NODE_MONITORING_AGENT = "eks-node-monitoring-agent"
+
+
+def addons_after_nodes(cfg: PlatformConfig) -> tuple[str, ...]:
+    """The EKS add-ons that need running nodes, in creation order (pure)."""
+    agent = (NODE_MONITORING_AGENT,) if cfg.addons.node_monitoring_agent.enabled else ()
+    return ADDONS_AFTER_NODES + agent
 
 
 def system_node_settings(cfg: PlatformConfig) -> dict[str, Any]:
@@ -73,7 +85,8 @@ class EksCluster(pulumi.ComponentResource):
         pre_addons = [self._addon(name, n, cluster_name, child, [self.eks]) for n in ADDONS_BEFORE_NODES]
         node_role = self._system_node_role(name, cluster_name, child)
         self.system_node_group = self._system_node_group(name, cfg, node_role, private_subnet_ids, pre_addons, child)
-        post_addons = [self._addon(name, n, cluster_name, child, [self.system_node_group]) for n in ADDONS_AFTER_NODES]
+        post_addons = [self._addon(name, n, cluster_name, child, [self.system_node_group])
+                       for n in addons_after_nodes(cfg)]
 
         self.provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=kubeconfig, enable_server_side_apply=True,

@@ -34,6 +34,9 @@ CHARTS: dict[str, Chart] = {
     # AWS Load Balancer Controller (app v3.5.0, kubernetes-sigs/aws-load-balancer-controller tag v3.5.0); its
     # IAM policy for that tag is pinned in infra/upstream.py.
     "load_balancer_controller": Chart("aws-load-balancer-controller", "3.5.0", "https://aws.github.io/eks-charts", "kube-system"),
+    # Kueue (kubernetes-sigs/kueue v0.19.2): job queueing for the training jobs; its CRDs (templates/crd in the
+    # chart) and values.yaml are pinned in infra/upstream.py. The chart is published only as an OCI artifact.
+    "kueue": Chart("oci://registry.k8s.io/kueue/charts/kueue", "0.19.2", "", "kueue-system"),
 }
 
 
@@ -107,6 +110,9 @@ IMAGES: dict[str, str] = {
     "neuron_monitor": "public.ecr.aws/neuron/neuron-monitor:1.3.0",
     # the tag kubeflow/trainer v1.9.4 pins in manifests/overlays/standalone (built from commit 93c54893e)
     "training_operator": "ghcr.io/kubeflow/training-v1/training-operator:v1-93c5489",
+    # the controller image the kueue 0.19.2 chart ships with (hack/helm-chart-package.sh sets
+    # registry.k8s.io/kueue/kueue:<tag> for a release; the values.yaml at the tag names the staging image)
+    "kueue": "registry.k8s.io/kueue/kueue:v0.19.2",
 }
 
 

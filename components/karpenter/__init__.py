@@ -21,9 +21,12 @@ What this component creates (``Karpenter``), in dependency order:
   ownership trap), both after ``cluster_ready``; the controller runs on the system node group.
 - **EC2NodeClass** per pool: pinned AL2023 alias (resolves to the NVIDIA or Neuron AMI variant
   by instance type), discovery selectors, IMDSv2 only (hop limit 1 unless the pool says
-  otherwise), an encrypted gp3 root volume sized for the pool, this platform's tags.
-- **NodePool** per pool (``karpenter.sh/v1``): requirements, taints, limits, disruption; each
-  depends on the release (its CRD) and on its EC2NodeClass.
+  otherwise), an encrypted gp3 root volume sized for the pool, this platform's tags, and the
+  pool's ``capacityReservationSelectorTerms`` when it uses reserved capacity (ODCRs, Capacity Blocks).
+- **NodePool** per pool (``karpenter.sh/v1``): requirements (capacity types reserved first; a
+  ``capacity-reservation-type`` requirement for Capacity Block pools), taints, limits, disruption;
+  each depends on the release (its CRD) and on its EC2NodeClass.
+- the chart's ``NodeRepair`` gate with the EKS node monitoring agent (``addons.nodeMonitoringAgent``).
 - a **ServiceMonitor** for the controller's metrics, only when the monitoring add-on exists.
 
 Layout: the pure builders, which the unit tests check without Pulumi, are ``iam`` (controller and

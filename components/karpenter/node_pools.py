@@ -24,6 +24,7 @@ from infra.conventions import (
 from infra.versions import AMI_ALIAS
 
 POOL_LABEL = "eks-ml-platform/pool"  # nodeSelector: {"eks-ml-platform/pool": "inf1"}
+RESERVATION_TYPE_LABEL = "karpenter.k8s.aws/capacity-reservation-type"  # default | capacity-block (reserved nodes)
 ACCELERATOR_LABEL = "eks-ml-platform/accelerator"  # "nvidia" or "neuron" on accelerator pools
 NVIDIA = "nvidia"
 NEURON = "neuron"
@@ -79,11 +80,13 @@ def pool_requirements(pool: NodePoolConfig) -> list[dict[str, Any]]:
     reqs = [
         {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
         {"key": "kubernetes.io/arch", "operator": "In", "values": list(pool.architectures)},
-        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(pool.capacity_types)},
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": pool.capacity_types_by_priority},
         {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(pool.instance_families)},
     ]
     if pool.instance_sizes:
         reqs.append({"key": "karpenter.k8s.aws/instance-size", "operator": "In", "values": list(pool.instance_sizes)})
+    if pool.capacity_reservation_type:
+        reqs.append({"key": RESERVATION_TYPE_LABEL, "operator": "In", "values": [pool.capacity_reservation_type]})
     return reqs
 
 
@@ -142,8 +145,11 @@ def security_group_terms(cluster: str) -> list[dict[str, Any]]:
 
 
 def node_class_spec(s: KarpenterSettings, pool: NodePoolConfig, *, role: Any) -> dict[str, Any]:
-    """``spec`` of the karpenter.k8s.aws/v1 EC2NodeClass for one pool."""
-    return {
+    """``spec`` of the karpenter.k8s.aws/v1 EC2NodeClass for one pool.
+
+    A pool with reservations selects them (``capacityReservationSelectorTerms``, ORed terms).
+    """
+    spec = {
         "role": role,
         "amiSelectorTerms": [{"alias": pool.ami_alias or AMI_ALIAS}],
         "subnetSelectorTerms": [{"tags": {DISCOVERY_TAG: s.cluster_name}}],
@@ -157,3 +163,6 @@ def node_class_spec(s: KarpenterSettings, pool: NodePoolConfig, *, role: Any) ->
         }],
         "tags": node_class_tags(s, pool),
     }
+    if pool.capacity_reservations:
+        spec["capacityReservationSelectorTerms"] = [r.term() for r in pool.capacity_reservations]
+    return spec

@@ -19,8 +19,12 @@ class KarpenterSettings:
     #: The stack's tags (``tags`` plus the platform's own), copied onto what Karpenter launches.
     common_tags: Mapping[str, str] = field(default_factory=dict)
     version: Optional[str] = None  # ``addons.karpenter.version`` (None: the pinned chart)
+    #: Karpenter's NodeRepair feature gate: on with the EKS node monitoring agent, which reports the
+    #: accelerator, kernel, storage and networking conditions Karpenter repairs on.
+    node_repair: bool = True
 
     @classmethod
     def from_config(cls, cfg: PlatformConfig) -> "KarpenterSettings":
         return cls(cluster_name=cfg.cluster_name, region=cfg.region, pools=tuple(cfg.pools),
-                   common_tags=dict(cfg.common_tags), version=cfg.addons.karpenter.version)
+                   common_tags=dict(cfg.common_tags), version=cfg.addons.karpenter.version,
+                   node_repair=cfg.addons.node_monitoring_agent.enabled)

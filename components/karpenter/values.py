@@ -45,7 +45,12 @@ KARPENTER_METRICS = (
 
 def karpenter_values(s: KarpenterSettings, *, queue_name: Any, cluster_endpoint: Any = None) -> dict[str, Any]:
     """Values for the karpenter chart (v1.14.1 values.yaml keys)."""
-    settings: dict[str, Any] = {"clusterName": s.cluster_name, "interruptionQueue": queue_name}
+    # nodeRepair (alpha, off in the chart): replace nodes whose kubelet is NotReady for 30 min, or whose
+    # GPU/Neuron the EKS node monitoring agent reports failed (AcceleratedHardwareReady=False) for 10 min.
+    # reservedCapacity (beta, on in the chart): native ODCR / Capacity Block support, spelled out because
+    # reserved pools rely on it.
+    settings: dict[str, Any] = {"clusterName": s.cluster_name, "interruptionQueue": queue_name,
+                                "featureGates": {"nodeRepair": s.node_repair, "reservedCapacity": True}}
     if cluster_endpoint is not None:
         settings["clusterEndpoint"] = cluster_endpoint
     return {

@@ -63,6 +63,18 @@ from infra.config.node_pools import (
     default_node_pools,
 )
 from infra.config.platform import AWS_REGION_RE, PlatformConfig
+from infra.config.queue import (
+    CLUSTER_QUEUE,
+    COHORT,
+    LOCAL_QUEUE,
+    PRIORITY_LABEL,
+    QUEUE_LABEL,
+    URGENT_PRIORITY_CLASS,
+    TrainingQueueConfig,
+    kueue_enabled,
+    queue_pools,
+    queue_settings,
+)
 from infra.config.serving import (
     ACM_ARN_RE,
     HOSTNAME_RE,
@@ -92,4 +104,6 @@ __all__ = [
     "cpu_millis", "cpu_pool", "cron_problem", "default_node_pools", "from_flat", "image_ref", "images_problems", "load_from_pulumi",
     "load_stack_config", "memory_bytes", "merged_stack_config", "needed_images", "parse_config", "project_defaults",
     "read_stack_file", "serving_problems", "split_stack_config", "training_problems",
+    "CLUSTER_QUEUE", "COHORT", "LOCAL_QUEUE", "PRIORITY_LABEL", "QUEUE_LABEL", "URGENT_PRIORITY_CLASS",
+    "TrainingQueueConfig", "kueue_enabled", "queue_pools", "queue_settings",
 ]

@@ -34,6 +34,13 @@ class AddonsConfig(_Model):
     # The AWS Load Balancer Controller (components/load_balancer.py): the ALB of serving.exposure ingress
     # and the NLB of serving.exposure loadBalancer.
     load_balancer_controller: AddonToggle = AddonToggle()
+    # Kueue (components/kueue): the training jobs queue for quota derived from the node pools' limits. On by
+    # default where training is enabled (infra/config/queue.py kueue_enabled); set enabled: true to install it
+    # for your own jobs without the sample training.
+    kueue: AddonToggle = AddonToggle()
+    # The EKS node monitoring agent add-on (infra/cluster.py) with Karpenter's NodeRepair gate: GPU, kernel,
+    # storage and networking faults become node conditions, and Karpenter replaces the failed nodes.
+    node_monitoring_agent: AddonToggle = AddonToggle()
 
 
 class StorageConfig(_Model):

@@ -17,6 +17,7 @@ from infra.config.network import VpcConfig
 from infra.config.node_pools import NodePoolConfig, cpu_pool
 from infra.config.serving import SERVING_DEVICE_ACCELERATOR, ServingConfig
 from infra.config.training import TrainingConfig
+from infra.config.queue import queue_problems
 
 
 class StackConfig(Protocol):
@@ -44,6 +45,8 @@ class StackConfig(Protocol):
     def monitoring(self) -> MonitoringConfig: ...
     @property
     def ceph_replicas(self) -> int: ...
+    @property
+    def pools(self) -> list[NodePoolConfig]: ...
 
 
 #: Ceph warns at 85% full and stops writes at 95%: the PVCs must fit below the first.
@@ -77,7 +80,16 @@ def platform_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     if a.rook_ceph.enabled and not a.karpenter.enabled and cfg.cluster.system_nodes.min_size < mons:
         out.append(("cluster.systemNodes.minSize", f"without Karpenter the {mons} Ceph mons run on the system nodes, "
                     f"one per node: set minSize to at least {mons} (or enable Karpenter)"))
-    return out + ceph_capacity_problems(cfg)
+    out += queue_problems(cfg, cfg.pools)  # training.queue and addons.kueue (infra/config/queue.py)
+    return out + ceph_capacity_problems(cfg) + node_health_problems(cfg)
+
+
+def node_health_problems(cfg: StackConfig) -> list[tuple[str, str]]:
+    """The node monitoring agent is an EKS add-on: EKS picks its version (infra/versions.py EKS_ADDONS)."""
+    if cfg.addons.node_monitoring_agent.version is not None:
+        return [("addons.nodeMonitoringAgent.version", "the EKS node monitoring agent is an EKS add-on whose version "
+                 "EKS picks for the cluster (pin it in infra/versions.py EKS_ADDONS); set only enabled here")]
+    return []
 
 
 def ceph_capacity_problems(cfg: StackConfig) -> list[tuple[str, str]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from infra.config.base import QUANTITY_RE, _Model, check_each, label_problem
-from infra.config.instances import NEURON_FAMILIES, NVIDIA_FAMILIES, family_problem
+from infra.config.base import QUANTITY_RE, _Model, aws_tag_problem, check_each, label_problem
+from infra.config.instances import NEURON_FAMILIES, NVIDIA_FAMILIES, family_problem, instance_type_problem
 
 ARM64_ONLY_FAMILIES = ("g5g",)
 INF1_SIZES = ("xlarge", "2xlarge", "6xlarge", "24xlarge")
@@ -18,6 +18,10 @@ BUDGET_SCHEDULE_RE = re.compile(r"^(@(annually|yearly|monthly|weekly|daily|midni
 BUDGET_DURATION_RE = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
 DURATION_RE = re.compile(r"^(\d+(ns|us|µs|ms|s|m|h))+$|^Never$")
 
+
+CAPACITY_RESERVATION_ID_RE = re.compile(r"^cr-[0-9a-z]+$")  # the EC2NodeClass CRD's pattern (v1.14.1)
+AWS_ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+RESERVATION_FORMS = "[{id: cr-...}] or [{tags: {...}, ownerId: <12-digit account>}]"
 
 #: vCPUs, GPUs or Neuron devices: far above any account quota, low enough for exact arithmetic.
 MAX_POOL_LIMIT = 100_000
@@ -85,6 +89,77 @@ class DisruptionBudget(_Model):
         return self
 
 
+class CapacityReservation(_Model):
+    """One reservation the pool may launch into (an ODCR or an EC2 Capacity Block for ML): a term of the
+    EC2NodeClass's ``capacityReservationSelectorTerms`` (by ``id``, or by ``tags`` with an optional
+    ``ownerId``), plus what it holds (``instanceType`` x ``instanceCount``) for the cost estimate, which
+    counts a reservation as paid whether Karpenter uses it or not."""
+
+    id: Optional[str] = Field(None, description="The reservation's id (cr-...); mutually exclusive with tags/ownerId.")
+    tags: Optional[dict[str, str]] = Field(None, description="Select every reservation with these tags (at most 20).")
+    owner_id: Optional[str] = Field(None, description="With tags: only reservations owned by this 12-digit AWS account.")
+    instance_type: Optional[str] = Field(None, description="What the reservation holds, for the cost estimate (p5.48xlarge).")
+    instance_count: Optional[int] = Field(None, ge=1, le=10_000, description="How many instances it holds (cost estimate).")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not CAPACITY_RESERVATION_ID_RE.match(v):
+            raise ValueError(f"{v!r} is not a capacity reservation id (cr- then lowercase letters and digits)")
+        return v
+
+    @field_validator("owner_id", mode="before")
+    @classmethod
+    def _owner(cls, v: object) -> Optional[str]:
+        if v is not None and not AWS_ACCOUNT_RE.match(str(v)):
+            raise ValueError(f"{v!r} is not a 12-digit AWS account id (quote it: \"012345678901\")")
+        return None if v is None else str(v)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
+        if v is None:
+            return v
+        if not v or len(v) > 20:
+            raise ValueError("select by 1 to 20 tags (the EC2NodeClass CRD's limit)")
+        for key in v:
+            value = v[key]  # '*' selects every value of the key (the CRD's rule)
+            problem = (aws_tag_problem(key, "" if value == "*" else value)
+                       or (None if value else f"tag {key!r} has an empty value; use '*' for any"))
+            if problem:
+                raise ValueError(problem)
+        return v
+
+    @field_validator("instance_type")
+    @classmethod
+    def _itype(cls, v: Optional[str]) -> Optional[str]:
+        problem = v and instance_type_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _form(self) -> "CapacityReservation":
+        if self.id is None and not self.tags:
+            raise ValueError(f"name the reservation: {RESERVATION_FORMS}")
+        if self.id is not None and (self.tags or self.owner_id):
+            raise ValueError("id is mutually exclusive with tags and ownerId (the EC2NodeClass CRD's rule); use one form")
+        if self.owner_id is not None and not self.tags:
+            raise ValueError("ownerId narrows a tags selection; give tags too, or select by id")
+        if (self.instance_type is None) != (self.instance_count is None):
+            raise ValueError("instanceType and instanceCount go together (what the reservation holds, for the estimate)")
+        return self
+
+    def term(self) -> dict[str, object]:
+        """The ``capacityReservationSelectorTerms`` entry (the CRD spells the owner ``ownerID``)."""
+        if self.id is not None:
+            return {"id": self.id}
+        term: dict[str, object] = {"tags": dict(self.tags or {})}
+        if self.owner_id is not None:
+            term["ownerID"] = self.owner_id
+        return term
+
+
 class NodePoolConfig(_Model):
     """One Karpenter NodePool and its EC2NodeClass (built by components/karpenter.py).
 
@@ -94,6 +169,8 @@ class NodePoolConfig(_Model):
     (infra/versions.py AMI_ALIAS) for this pool; ``rootVolumeGib`` defaults by accelerator (50 GiB
     plain, 200 GiB NVIDIA, 150 GiB Neuron: the CUDA/Neuron images are large). ``imdsHopLimit``
     stays 1 (pods cannot reach the node's IMDS credentials) unless a pod on the pool needs IMDS.
+    ``reserved`` in ``capacityTypes`` needs ``capacityReservations`` (the EC2NodeClass selects them);
+    Karpenter uses reservations first whatever the order, then falls back to spot/on-demand if listed.
     """
 
     name: str
@@ -112,6 +189,34 @@ class NodePoolConfig(_Model):
     ami_alias: Optional[str] = None
     imds_hop_limit: int = Field(1, ge=1, le=64)
     labels: dict[str, str] = Field(default_factory=dict)
+    capacity_reservations: list[CapacityReservation] = Field(
+        default_factory=list, max_length=30,
+        description="With capacityTypes reserved: the ODCRs / Capacity Blocks the pool may use, by id or by tags.")
+    capacity_reservation_type: Optional[Literal["default", "capacity-block"]] = Field(
+        None,
+        description="Only reservations of this type (capacity-block: EC2 Capacity Blocks for ML); needs capacityTypes [reserved].")
+
+    @field_validator("capacity_reservations")
+    @classmethod
+    def _reservations(cls, v: list[CapacityReservation], info: ValidationInfo) -> list[CapacityReservation]:
+        types = info.data.get("capacity_types") or []
+        if v and "reserved" not in types:
+            raise ValueError("is set but capacityTypes has no reserved; add it (e.g. [reserved, on-demand]: reserved "
+                             "first, on-demand when the reservations are full)")
+        ids = [r.id for r in v if r.id]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{', '.join(sorted({i for i in ids if ids.count(i) > 1}))} listed more than once")
+        return v
+
+    @field_validator("capacity_reservation_type")
+    @classmethod
+    def _reservation_type(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
+        types = info.data.get("capacity_types") or []
+        if v is not None and list(types) != ["reserved"]:
+            raise ValueError(f"{v} restricts the pool to {v} reservations: on-demand and spot offerings carry no "
+                             "karpenter.k8s.aws/capacity-reservation-type label, so set capacityTypes: [reserved] "
+                             "(or leave capacityReservationType out to keep the fallback)")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -162,6 +267,13 @@ class NodePoolConfig(_Model):
         return v
 
     @model_validator(mode="after")
+    def _reserved(self) -> "NodePoolConfig":
+        if "reserved" in self.capacity_types and not self.capacity_reservations:
+            raise ValueError(f"capacityTypes has reserved but capacityReservations is empty: name the reservations, "
+                             f"{RESERVATION_FORMS}; Karpenter launches only into reservations its EC2NodeClass selects")
+        return self
+
+    @model_validator(mode="after")
     def _accelerator(self) -> "NodePoolConfig":
         fams = self.instance_families
         if self.accelerator == "nvidia":
@@ -205,6 +317,11 @@ class NodePoolConfig(_Model):
         if self.root_volume_gib is not None:
             return self.root_volume_gib
         return {"none": 50, "nvidia": 200}.get(self.accelerator, 150)
+
+    @property
+    def capacity_types_by_priority(self) -> list[str]:
+        """The capacity types in Karpenter's launch order: reserved first (pre-paid), then as configured."""
+        return sorted(self.capacity_types, key=lambda t: t != "reserved")
 
     @property
     def neuron(self) -> bool:

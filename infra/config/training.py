@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import pinned_image, pool_name, positive_cpu, _camel, _Model, memory_bytes
 from infra.config.node_pools import NodePoolConfig, cpu_pool
+from infra.config.queue import TrainingQueueConfig
 
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _CRON_NAMES = {
@@ -131,6 +132,8 @@ class TrainingConfig(_Model):
     datasets_size_gib: int = Field(20, ge=1, le=16000)  # the RWX PVC `datasets` (CephFS)
     models_size_gib: int = Field(20, ge=1, le=16000)  # the RWX PVC `models` (CephFS), read by serving
     parameter_servers: int = Field(1, ge=0, le=16)
+    # Kueue's queue (infra/config/queue.py): share of the pools' limits, flavors, borrowing, start timeout, alert.
+    queue: Optional[TrainingQueueConfig] = None
 
     @field_validator("workers")
     @classmethod

@@ -24,6 +24,10 @@
   only pods allowed on spot are priced at spot where the pool allows it. Plus the gp3 volumes:
   OSDs, Ceph mon stores, and the root volumes of those nodes. Without Karpenter, Ceph and
   monitoring run on the system node group instead (no extra nodes; a note says whether they fit).
+* **reserved capacity** (:mod:`.reserved`): a pool's ODCRs and Capacity Blocks with
+  ``instanceType``/``instanceCount`` are idle cost at the on-demand rate, counted once whether used
+  or not (reservations are billed every hour); the nodes launched into them cost nothing more:
+  they count against the pool's limits and serving replicas take their devices first.
 * **serving**: the sample sentiment Deployment keeps ``serving.replicas`` pods on its device
   (one device each, or, on cpu, the pod's own requests and one pod per node) all the time;
   ``idle_with_serving_usd_per_hour`` adds that, priced at spot where the pool allows spot

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional
 
 from .limits import pools_at_limits
 from .packing import Packing, always_on
+from .reserved import reserved_items
 from .serving import serving_items
 from .table import Ledger, PriceTableError, _eks_hourly, _instance, _r, known_instance, load_prices, quantity_gib
 
@@ -200,9 +201,10 @@ def estimate(cfg: Any, prices: Mapping[str, Any] | None = None) -> dict[str, Any
     # --- idle floor
     _idle_cluster(cfg, led)
     _idle_storage(cfg, led)
+    pools = list(cfg.pools)
+    reserved = reserved_items(led, pools)  # paid whether used or not: idle, counted once
 
     # --- always-on add-on pods (Rook-Ceph, monitoring) and the cpu-pool nodes they keep up
-    pools = list(cfg.pools)
     ao = always_on(cfg, prices)
     led.notes.extend(ao["notes"])
     packing: Optional[Packing] = ao["packing"]
@@ -216,8 +218,8 @@ def estimate(cfg: Any, prices: Mapping[str, Any] | None = None) -> dict[str, Any
     idle = sum(i["usd_per_hour"] for i in led.items if i["scope"] == "idle" and i["usd_per_hour"] is not None)
 
     # --- serving replicas (always on), then every NodePool at its limits
-    serving_hour, serving_info = serving_items(cfg, led, pools, ao, packing, ao_pool)
-    pool_out, max_od, max_spot = pools_at_limits(led, pools, packing, ao_pool)
+    serving_hour, serving_info = serving_items(cfg, led, pools, ao, packing, ao_pool, reserved)
+    pool_out, max_od, max_spot = pools_at_limits(led, pools, packing, ao_pool, reserved)
     return {
         "stack": cfg.stack,
         "region": cfg.region,

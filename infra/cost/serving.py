@@ -11,6 +11,7 @@ from typing import Any, Mapping, Optional
 
 from .packing import Packing, best_packing, fill_existing
 from .pods import serving_cpu_pods
+from .reserved import Reserved, reserved_amount
 from .table import ACCEL_DIM, Ledger, _cheapest_hosting, _r, pool_types
 
 
@@ -46,11 +47,24 @@ def _serving_cpu(cfg: Any, led: Ledger, pool: Any, ao: Mapping[str, Any], packin
                           "on_demand_usd_per_hour": None}
 
 
-def _serving_accelerated(cfg: Any, led: Ledger, pool: Any) -> tuple[float, dict[str, Any] | None]:
+def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -> tuple[float, dict[str, Any] | None]:
     serving = cfg.serving
     types, _ = pool_types(pool, led.prices)
     dim = ACCEL_DIM.get(pool.accelerator, "vcpu")
-    need = serving.replicas
+    # Devices of the pool's reservations are already paid (idle floor): replicas take them first.
+    held = int(reserved_amount(led.prices, reserved.get(pool.name, []), dim))
+    need = max(0, serving.replicas - held)
+    if held:
+        led.add(f"serving: {serving.replicas - need} replicas on the reserved nodes of pool {pool.name}", "compute",
+                serving.replicas - need, "replica", 0.0, scope="serving",
+                note=f"one {dim} each of the {held} the reservations hold: already paid (idle floor)")
+    if need == 0:
+        return 0.0, {"pool": pool.name, "instance_type": None, "count": 0, "capacity_type": "reserved",
+                     "usd_per_hour": 0.0, "on_demand_usd_per_hour": None}
+    if pool.capacity_types == ["reserved"]:
+        led.notes.append(f"serving: {need} replicas find no reserved {dim} in pool {pool.name} (reserved only): "
+                         "they stay pending, not priced")
+        return 0.0, None
     spot_ok = "spot" in pool.capacity_types
     key = "spot" if spot_ok else "on_demand"
     best = _cheapest_hosting(types, dim, need, key)
@@ -59,7 +73,7 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any) -> tuple[float, dict[
         return 0.0, None
     name, count, _ = best
     serving_hour = count * types[name][key]
-    led.add(f"serving: {serving.replicas} replicas on {count} x {name} "
+    led.add(f"serving: {need} replicas on {count} x {name} "
             f"({'spot' if spot_ok else 'on-demand'})", "compute", count,
             "node", types[name][key], scope="serving",
             note=f"one {dim} per replica; on-demand: "
@@ -75,7 +89,7 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any) -> tuple[float, dict[
 
 
 def serving_items(cfg: Any, led: Ledger, pools: list[Any], ao: Mapping[str, Any], packing: Optional[Packing],
-                  ao_pool: Any) -> tuple[float, dict[str, Any] | None]:
+                  ao_pool: Any, reserved: Optional[Reserved] = None) -> tuple[float, dict[str, Any] | None]:
     """Add the serving line items; returns (serving $/hour, the estimate's ``serving`` field)."""
     serving = cfg.serving
     if not serving.enabled:
@@ -86,4 +100,4 @@ def serving_items(cfg: Any, led: Ledger, pools: list[Any], ao: Mapping[str, Any]
         return 0.0, None
     if serving.device == "cpu":
         return _serving_cpu(cfg, led, pool, ao, packing, ao_pool)
-    return _serving_accelerated(cfg, led, pool)
+    return _serving_accelerated(cfg, led, pool, reserved or {})

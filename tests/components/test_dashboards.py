@@ -8,7 +8,8 @@ The names come from the list kept next to each exporter's config:
 - Karpenter ``components/karpenter.py: KARPENTER_METRICS``;
 - Ceph ``components/storage.py: CEPH_METRICS``;
 - kube-state-metrics, the training operator and Prometheus' own series
-  ``components/monitoring.py: KUBE_STATE_METRICS, TRAINING_OPERATOR_METRICS, PROMETHEUS_SYNTHETIC_METRICS``.
+  ``components/monitoring.py: KUBE_STATE_METRICS, TRAINING_OPERATOR_METRICS, PROMETHEUS_SYNTHETIC_METRICS``;
+- Kueue ``components/kueue/values.py: KUEUE_METRICS``.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ METRIC_LISTS = (
     ("components.monitoring", "KUBE_STATE_METRICS"),
     ("components.monitoring", "TRAINING_OPERATOR_METRICS"),
     ("components.monitoring", "PROMETHEUS_SYNTHETIC_METRICS"),
+    ("components.kueue", "KUEUE_METRICS"),
 )
 
 # ------------------------------------------------------------------------------ PromQL names
@@ -245,7 +247,9 @@ def test_dashboards_parse_and_are_complete():
     ("gpu-dcgm.json", ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"]),
     ("neuron.json", ["neuroncore_utilization_ratio"]),
     ("ceph.json", ["ceph_health_status", "ceph_cluster_total_used_raw_bytes", "ceph_pool_max_avail"]),
-    ("training.json", ["trainer_loss", "trainer_samples_per_second"]),
+    ("training.json", ["trainer_loss", "trainer_samples_per_second", "kueue_pending_workloads",
+                       "kueue_admitted_active_workloads", "kueue_cluster_queue_resource_usage",
+                       "kueue_cluster_queue_nominal_quota"]),
     ("sentiment.json", ["sentiment_requests_total", "sentiment_request_duration_seconds_bucket",
                         "sentiment_batch_size_bucket"]),
 ])

@@ -123,7 +123,8 @@ def test_pool_overrides_for_alias_and_hop_limit():
 def test_values_wire_the_queue_and_run_on_system_nodes(cfg):
     values = karpenter_values(KarpenterSettings.from_config(cfg), queue_name="ml-test-karpenter-interruption", cluster_endpoint="https://x")
     assert values["settings"] == {"clusterName": "ml-test", "interruptionQueue": "ml-test-karpenter-interruption",
-                                  "clusterEndpoint": "https://x"}
+                                  "clusterEndpoint": "https://x",
+                                  "featureGates": {"nodeRepair": True, "reservedCapacity": True}}
     assert values["nodeSelector"]["eks-ml-platform/node-role"] == "system"
     assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
     assert values["serviceAccount"] == {"create": True, "name": "karpenter"}

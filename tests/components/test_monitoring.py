@@ -170,6 +170,16 @@ def test_alert_groups_follow_addons():
     assert "eks-ml-platform.ceph" not in names and "eks-ml-platform.karpenter" not in names
 
 
+def test_queue_alert_follows_kueue_and_its_configured_wait():
+    cfg = cfg_for("dev", training={"queue": {"maxWaitMinutes": 90}})
+    rule = _rules(alerts.platform_rules(mon.MonitoringSettings.from_config(cfg)))["TrainingQueueWaitingTooLong"]
+    assert rule["for"] == "90m" and 'kueue_pending_workloads{cluster_queue="ml-training"}' in rule["expr"]
+    assert "90 minutes" in rule["annotations"]["summary"]
+    off = cfg_for("dev", addons={"kueue": {"enabled": False}})
+    names = [g["name"] for g in alerts.platform_rules(mon.MonitoringSettings.from_config(off))["groups"]]
+    assert "eks-ml-platform.queue" not in names
+
+
 @pytest.mark.parametrize("raw,needle", [
     ({"monitoring": {"retention": "15 days"}}, "monitoring.retention: '15 days' must be a Prometheus duration"),
     ({"monitoring": {"gpuIdleMinutes": 0}}, "monitoring.gpuIdleMinutes"),

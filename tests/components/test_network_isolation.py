@@ -15,7 +15,8 @@ from tests.conftest import manifests
 
 pytestmark = pytest.mark.render
 
-PLATFORM_NAMESPACES = {"ml-workloads", "monitoring", "rook-ceph", "kubeflow", "nvidia-device-plugin", "neuron-monitor"}
+PLATFORM_NAMESPACES = {"ml-workloads", "monitoring", "rook-ceph", "kubeflow", "nvidia-device-plugin", "neuron-monitor",
+                       "kueue-system"}
 #: Namespaces whose namespace-wide default deny is still to come (none).
 NAMESPACE_DENY_PENDING: set[str] = set()
 
@@ -27,6 +28,7 @@ STACKS = {  # vpc.cidr, the private (node) subnets plan_subnets carves from it
 SENTIMENT = "app.kubernetes.io/name=sentiment"
 TRAINER = "app.kubernetes.io/name=sentiment-trainer"
 OPERATOR = "app=kube-prometheus-stack-operator,release=kube-prometheus-stack"
+KUEUE = "app.kubernetes.io/instance=kueue,app.kubernetes.io/name=kueue,control-plane=controller-manager"
 
 
 def expected(vpc: str, private: list[str]) -> set[tuple[str, str, str, str]]:
@@ -50,6 +52,9 @@ def expected(vpc: str, private: list[str]) -> set[tuple[str, str, str, str]]:
         # the training operator: its webhook from the API server, metrics from Prometheus
         ("kubeflow", "control-plane=kubeflow-training-operator", vpc, "9443/TCP"),
         ("kubeflow", "control-plane=kubeflow-training-operator", PROMETHEUS, "8080/TCP"),
+        # Kueue: its webhooks and visibility API from the API server, metrics (HTTPS) from Prometheus
+        *(("kueue-system", KUEUE, vpc, p) for p in ("9443/TCP", "8082/TCP")),
+        ("kueue-system", KUEUE, PROMETHEUS, "8443/TCP"),
         # exporters: Prometheus only
         ("nvidia-device-plugin", "app.kubernetes.io/instance=dcgm-exporter,app.kubernetes.io/name=dcgm-exporter",
          PROMETHEUS, "9400/TCP"),

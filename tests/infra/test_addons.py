@@ -32,7 +32,8 @@ EXPECTED_EDGES = {
     "training_operator": (),
     "images": (),
     "workload_storage": ("storage",),
-    "training": ("workload_storage", "training_operator", "priority", "images", "monitoring"),
+    "kueue": ("karpenter", "workload_storage", "training_operator", "monitoring"),
+    "training": ("workload_storage", "training_operator", "priority", "images", "monitoring", "kueue"),
     "load_balancer": ("monitoring",),
     "serving": ("workload_storage", "priority", "karpenter", "images", "load_balancer", "monitoring"),
 }

@@ -22,6 +22,10 @@ and ``models`` come from ``workloads/shared.py``:
   (an init container, ``--force``) and retrains in one pod, into a checkpoint folder of its own.
 - NetworkPolicies (default deny, then what each pod needs), and with monitoring the PodMonitor
   ``sentiment-trainer`` in ``monitoring``: rank 0's ``metrics`` port.
+- With Kueue (components/kueue), the data-prep Job, the training job and each retraining Job carry
+  ``kueue.x-k8s.io/queue-name: training`` and a ``kueue.x-k8s.io/priority-class`` (``ml-training``; the
+  retraining Jobs ``ml-training-urgent``). Kueue's webhook creates them suspended; they start once all of
+  their pods fit the ClusterQueue's quota (the node pools' limits).
 
 Every trainer pod gets:
 
@@ -42,8 +46,8 @@ from typing import Any, Mapping, Optional
 
 from components.netpol import DNS_EGRESS, HTTPS_EGRESS, allow, network_policy, prometheus_peer, tcp
 from components.scrape import pod_monitor
-from infra.conventions import checkov_annotations
-from infra.config import TrainingConfig
+from infra.conventions import TRAINING_PRIORITY_CLASS, checkov_annotations
+from infra.config import LOCAL_QUEUE, PRIORITY_LABEL, QUEUE_LABEL, URGENT_PRIORITY_CLASS, TrainingConfig
 from workloads.shared import NAMESPACE, standard_labels
 from workloads.training.pods import (
     CRON_NAME, DATA_PREP, JOB_NAME, METRICS_PORT, MODELS_MOUNT, PRIORITY_CLASS, PYTORCH_PORT, TF_PORT, TRAINER,
@@ -73,6 +77,16 @@ def _meta(name: str, component: str, *, app: str = TRAINER, annotations: Optiona
     return meta
 
 
+def queue_labels(s: TrainingSettings, priority: str = TRAINING_PRIORITY_CLASS) -> dict[str, str]:
+    """Kueue's labels (none without Kueue): the LocalQueue the job waits in and its WorkloadPriorityClass."""
+    return {QUEUE_LABEL: LOCAL_QUEUE, PRIORITY_LABEL: priority} if s.kueue else {}
+
+
+def _queued(obj: dict[str, Any], s: TrainingSettings) -> dict[str, Any]:
+    obj["metadata"]["labels"].update(queue_labels(s))
+    return obj
+
+
 # ---------------------------------------------------------------- the objects
 def service_accounts() -> dict[str, dict[str, Any]]:
     return {
@@ -85,7 +99,7 @@ def service_accounts() -> dict[str, dict[str, Any]]:
 def data_prep_job(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
     """The Job that fills /data/<dataset> (idempotent: a dataset already there is kept)."""
     tr = s.training
-    return {
+    return _queued({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": _meta(DATA_PREP, "data-prep", app=DATA_PREP,
                           annotations=checkov_annotations(image_skips(p.data_prep_image))),
@@ -107,7 +121,7 @@ def data_prep_job(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
                 },
             },
         },
-    }
+    }, s)
 
 
 def pytorchjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
@@ -135,8 +149,8 @@ def pytorchjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
     }
     if p.nproc_per_node > 1 and not custom:
         spec["nprocPerNode"] = str(p.nproc_per_node)
-    return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
-            "metadata": _meta(JOB_NAME, "training-job"), "spec": spec}
+    return _queued({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+                    "metadata": _meta(JOB_NAME, "training-job"), "spec": spec}, s)
 
 
 def tfjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
@@ -148,7 +162,7 @@ def tfjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
     if tr.parameter_servers:
         roles["PS"] = (tr.parameter_servers, False)  # parameter servers hold variables: CPU pool, no GPU
     roles["Worker"] = (tr.workers, True)
-    return {
+    return _queued({
         "apiVersion": "kubeflow.org/v1", "kind": "TFJob",
         "metadata": _meta(JOB_NAME, "training-job"),
         "spec": {
@@ -160,7 +174,7 @@ def tfjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
                 for role, (n, gpu) in roles.items()
             },
         },
-    }
+    }, s)
 
 
 def retrain_cronjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
@@ -192,6 +206,8 @@ def retrain_cronjob(s: TrainingSettings, p: TrainingPlan) -> dict[str, Any]:
         "failedJobsHistoryLimit": 3,
         "jobTemplate": {"spec": {"backoffLimit": tr.backoff_limit, "template": tmpl}},
     }
+    if s.kueue:  # each run's Job queues in its own right, ahead of ad-hoc training (kueue.sigs.k8s.io "Run a CronJob")
+        spec["jobTemplate"]["metadata"] = {"labels": queue_labels(s, URGENT_PRIORITY_CLASS)}
     if tr.time_zone:
         spec["timeZone"] = tr.time_zone
     return {"apiVersion": "batch/v1", "kind": "CronJob",

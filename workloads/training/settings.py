@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config import NodePoolConfig, PlatformConfig, TrainingConfig
+from infra.config import NodePoolConfig, PlatformConfig, TrainingConfig, kueue_enabled
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
     training: TrainingConfig
     pools: tuple[NodePoolConfig, ...]
+    #: Kueue is installed: the jobs carry its queue and priority labels (infra/config/queue.py).
+    kueue: bool = False
 
     @classmethod
     def from_config(cls, cfg: PlatformConfig) -> "TrainingSettings":
-        return cls(training=cfg.training, pools=tuple(cfg.pools))
+        return cls(training=cfg.training, pools=tuple(cfg.pools), kueue=kueue_enabled(cfg))

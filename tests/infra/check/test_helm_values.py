@@ -11,7 +11,7 @@ from infra.check import helm_values as hv
 pytestmark = pytest.mark.unit
 
 CHECKED = {"karpenter", "karpenter-crd", "nvidia-device-plugin", "dcgm-exporter", "rook-ceph", "ceph-csi-drivers",
-           "kube-prometheus-stack", "aws-load-balancer-controller"}
+           "kube-prometheus-stack", "aws-load-balancer-controller", "kueue"}
 
 
 def release(result, name):

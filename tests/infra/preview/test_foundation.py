@@ -21,7 +21,7 @@ def test_dev_has_the_spine(dev):
         assert t in types, t
     addons = {s["inputs"]["addonName"] for s in states(dev, ADDON)}
     assert addons == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver",
-                      "snapshot-controller", "metrics-server"}
+                      "snapshot-controller", "metrics-server", "eks-node-monitoring-agent"}
 
 
 @pytest.mark.parametrize("fixture, azs, nats", [("dev", 2, 1), ("prod", 3, 3)])
@@ -93,7 +93,7 @@ def test_addon_order(dev):
         addon = by_name(dev, ADDON, f"ml-cluster-addon-{name}")
         assert addon["urn"] in ng["dependencies"], name
         assert eks["urn"] in addon["dependencies"], name
-    for name in ("coredns", "aws-ebs-csi-driver", "snapshot-controller", "metrics-server"):
+    for name in ("coredns", "aws-ebs-csi-driver", "snapshot-controller", "metrics-server", "eks-node-monitoring-agent"):
         addon = by_name(dev, ADDON, f"ml-cluster-addon-{name}")
         assert ng["urn"] in addon["dependencies"], name
     cni = json.loads(by_name(dev, ADDON, "ml-cluster-addon-vpc-cni")["inputs"]["configurationValues"])

@@ -92,6 +92,24 @@ def test_variants_pass_schemas_and_checkov(prod, tmp_path):
     assert report.coverage["batch/v1/CronJob"].how.startswith("kubernetes-validate")
 
 
+def test_jobs_carry_kueues_labels_only_with_kueue():
+    label, prio = "kueue.x-k8s.io/queue-name", "kueue.x-k8s.io/priority-class"
+    raw = {"device": "gpu", "schedule": "@daily"}
+    objs = tc.build_objects(TrainingSettings.from_config(parse_config({"training": raw}, stack="dev")))
+    for key in ("job", "data-prep"):
+        assert objs[key]["metadata"]["labels"][label] == "training", key
+        assert objs[key]["metadata"]["labels"][prio] == "ml-training", key
+    # each retraining run's Job queues ahead of ad-hoc training
+    assert objs["cronjob"]["spec"]["jobTemplate"]["metadata"]["labels"] == {label: "training", prio: "ml-training-urgent"}
+    assert "suspend" not in objs["job"]["spec"]["runPolicy"]  # Kueue's webhook suspends it on create
+    tf = tc.build_objects(TrainingSettings.from_config(parse_config({"training": VARIANTS["tfjob"]}, stack="dev")))
+    assert tf["job"]["kind"] == "TFJob" and tf["job"]["metadata"]["labels"][label] == "training"
+    off = parse_config({"training": raw, "addons": {"kueue": {"enabled": False}}}, stack="dev")
+    plain = tc.build_objects(TrainingSettings.from_config(off))
+    assert label not in plain["job"]["metadata"]["labels"] and label not in plain["data-prep"]["metadata"]["labels"]
+    assert "metadata" not in plain["cronjob"]["spec"]["jobTemplate"]
+
+
 def test_crd_schema_rejects_a_typo(dev):
     """The check is real: an unknown field in the PyTorchJob is reported against the upstream CRD."""
     job = next(m for m in manifests(dev, "PyTorchJob"))
