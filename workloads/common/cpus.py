@@ -30,7 +30,7 @@ def usable_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
     """CPUs this process may use: the affinity mask, capped by a cgroup CPU quota (a Kubernetes CPU limit)."""
     try:
         n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
+    except (AttributeError, OSError):
         n = os.cpu_count() or 1
     quota = _cgroup_quota(cgroup_root)
     if quota:

@@ -78,7 +78,7 @@ def serve(settings: Settings, app_factory: AppFactory = create_app, sockets=None
     return run_server(app_factory(settings), settings, sockets=sockets)
 
 
-def _worker_main(sock, app_factory: AppFactory) -> None:  # pragma: no cover - runs in spawned children
+def _worker_main(sock, app_factory: AppFactory) -> None:
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     sys.exit(serve(settings, app_factory, sockets=[sock]))

@@ -61,7 +61,7 @@ def start_metrics(port: int, addr: str = "0.0.0.0") -> TrainerMetrics:
         return noop_metrics()
     try:
         from prometheus_client import Counter, Gauge, start_http_server
-    except ImportError:  # pragma: no cover - the image pins prometheus-client
+    except ImportError:
         log.warning("prometheus_client is not installed; metrics disabled")
         return noop_metrics()
     try:
