@@ -23,6 +23,9 @@ Installed only for the accelerators some pool actually has (``cfg.pools``), each
   admits only Prometheus. (The Neuron device plugin and scheduler run in ``kube-system``, which is
   not this platform's namespace: no policy there.)
 - a **ServiceMonitor** per exporter, only when the monitoring add-on (its CRDs) exists.
+- **EFA** (``kube-system``): the EFA device plugin, only where some pool has ``efa: true``; and with
+  ``serving.gpuSharing`` the NVIDIA device plugin's config map, shared GPUs on the serving pool's nodes only
+  (both built in ``components/device_plugins.py``). The metric tables are in ``components/accelerator_metrics.py``.
 """
 from __future__ import annotations
 
@@ -42,8 +45,10 @@ from components.karpenter import (
     pool_kind,
     service_monitor,
 )
+from components.accelerator_metrics import DCGM_COUNTERS, DCGM_METRICS, NEURON_METRICS  # noqa: F401 - re-exported
+from components.device_plugins import efa_device_plugin_values, sharing_values
 from components.netpol import allow, default_deny, ingress_policy, prometheus_peer, tcp
-from infra.config import NodePoolConfig, PlatformConfig
+from infra.config import GpuSharing, NodePoolConfig, PlatformConfig
 from infra.conventions import std_labels, system_placement
 from infra.versions import CHARTS, IMAGES, NEURON_KUBE_SCHEDULER, chart_version
 
@@ -52,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only (infra.platform imports this
 
 NVIDIA_NAMESPACE = CHARTS["nvidia_device_plugin"].namespace  # shared by the DCGM exporter
 NEURON_NAMESPACE = CHARTS["neuron"].namespace  # kube-system: the chart's namespaceOverride default
+EFA_NAMESPACE = CHARTS["efa_device_plugin"].namespace
 NEURON_MONITOR_NAMESPACE = "neuron-monitor"
 MONITORING_NAMESPACE = CHARTS["monitoring"].namespace  # where Prometheus runs
 NEURON_MONITOR_PORT = 8000
@@ -71,66 +77,6 @@ NEURON_SCHEDULER_NAME = "my-scheduler"  # the chart's scheduler.customScheduler.
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
 NEURON_TOLERATION = {"key": NEURON_TAINT["key"], "operator": "Exists", "effect": NEURON_TAINT["effect"]}
 
-# The DCGM fields this platform exports: the dcgm-exporter 4.8.2 chart's default counters
-# (deployment/templates/metrics-configmap.yaml) without the vGPU licence gauge, plus the SM
-# activity and occupancy profiling fields that show how busy training really keeps the GPU, and the
-# double-bit ECC counter for the GPU health alerts (the exporter exports only what this list, loaded
-# with ``-f``, names).
-# (field, Prometheus type, help)
-DCGM_COUNTERS: tuple[tuple[str, str, str], ...] = (
-    ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
-    ("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz)."),
-    ("DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C)."),
-    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
-    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."),
-    ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ)."),
-    ("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "Total number of PCIe retries."),
-    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
-    ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %)."),
-    ("DCGM_FI_DEV_ENC_UTIL", "gauge", "Encoder utilization (in %)."),
-    ("DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %)."),
-    ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."),
-    # commented out in the chart's defaults: the GPU health alerts (components/alerts.py) need it
-    ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "counter", "Total number of double-bit volatile ECC errors."),
-    ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB)."),
-    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."),
-    ("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter", "Total number of NVLink bandwidth counters for all lanes."),
-    ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for uncorrectable errors"),
-    ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter", "Number of remapped rows for correctable errors"),
-    ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed"),
-    ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active."),
-    ("DCGM_FI_PROF_SM_ACTIVE", "gauge", "The ratio of cycles an SM has at least 1 warp assigned."),
-    ("DCGM_FI_PROF_SM_OCCUPANCY", "gauge", "The ratio of number of warps resident on an SM."),
-    ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge", "Ratio of cycles the tensor (HMMA) pipe is active."),
-    ("DCGM_FI_PROF_DRAM_ACTIVE", "gauge", "Ratio of cycles the device memory interface is active sending or receiving data."),
-    ("DCGM_FI_PROF_PCIE_TX_BYTES", "gauge", "The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second."),
-    ("DCGM_FI_PROF_PCIE_RX_BYTES", "gauge", "The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second."),
-)
-DCGM_METRICS: tuple[str, ...] = tuple(field for field, _, _ in DCGM_COUNTERS)
-
-# neuron-monitor-prometheus.py metric names, as used by AWS's neuron-monitor Grafana dashboard
-# (aws-neuron-sdk src/examples/neuron-monitor/neuron-monitor-grafana.json) and the CloudWatch
-# agent's neuron-monitor mapping (amazon-cloudwatch-agent metricstransformprocessor).
-NEURON_METRICS: tuple[str, ...] = (
-    "neuroncore_utilization_ratio",
-    "neuron_runtime_memory_used_bytes",
-    "neuron_runtime_vcpu_usage_ratio",
-    "neuroncore_memory_usage_constants",
-    "neuroncore_memory_usage_model_code",
-    "neuroncore_memory_usage_model_shared_scratchpad",
-    "neuroncore_memory_usage_runtime_memory",
-    "neuroncore_memory_usage_tensors",
-    "execution_status_total",
-    "execution_errors_total",
-    "execution_latency_seconds",
-    "hardware_ecc_events_total",
-    "instance_info",
-    "system_memory_total_bytes",
-    "system_memory_used_bytes",
-    "system_vcpu_count",
-    "system_vcpu_usage_ratio",
-)
-
 
 def accelerator_affinity(kind: str) -> dict[str, Any]:
     """Required node affinity to the nodes of ``kind`` (``nvidia``/``neuron``) pools only."""
@@ -145,15 +91,19 @@ def dcgm_counters_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
-def nvidia_device_plugin_values() -> dict[str, Any]:
-    """Values for nvidia-device-plugin 0.18.2 (deployments/helm/nvidia-device-plugin/values.yaml)."""
-    return {
+def nvidia_device_plugin_values(sharing: Optional[GpuSharing] = None) -> dict[str, Any]:
+    """Values for nvidia-device-plugin 0.18.2 (deployments/helm/nvidia-device-plugin/values.yaml); with
+    ``sharing`` its config map (components/device_plugins.py), selected by the serving pool's node label."""
+    values = {
         "tolerations": [dict(GPU_TOLERATION)],  # replaces the chart's list (no CriticalAddonsOnly)
         "affinity": accelerator_affinity(NVIDIA),  # replaces the NFD-label terms
         "priorityClassName": "system-node-critical",
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
         "gfd": {"enabled": False},
     }
+    if sharing is not None:
+        values["config"] = sharing_values(sharing)
+    return values
 
 
 def dcgm_exporter_values() -> dict[str, Any]:
@@ -286,6 +236,9 @@ class AcceleratorsSettings:
     neuron: bool = False
     versions: Mapping[str, Optional[str]] = field(default_factory=dict)  # chart key -> override
     kubernetes_version: str = ""  # the neuron scheduler extender follows the cluster's version
+    #: The accelerator kinds of the pools with ``efa: true`` (the EFA device plugin runs on them); empty: none.
+    efa_kinds: tuple[str, ...] = ()
+    gpu_sharing: Optional[GpuSharing] = None  # ``serving.gpuSharing`` when GPU serving is on
 
     @classmethod
     def from_config(cls, cfg: PlatformConfig) -> "AcceleratorsSettings":
@@ -295,7 +248,9 @@ class AcceleratorsSettings:
                    neuron=NEURON in kinds and a.neuron.enabled,
                    versions={"nvidia_device_plugin": a.nvidia_device_plugin.version,
                              "dcgm_exporter": a.dcgm_exporter.version, "neuron": a.neuron.version},
-                   kubernetes_version=cfg.cluster.version)
+                   kubernetes_version=cfg.cluster.version,
+                   efa_kinds=tuple(sorted(accelerator_kinds([p for p in cfg.pools if p.efa]))),
+                   gpu_sharing=cfg.serving.gpu_sharing if cfg.serving.enabled and cfg.serving.device == "gpu" else None)
 
 
 @dataclass(frozen=True)
@@ -324,12 +279,15 @@ class Accelerators(pulumi.ComponentResource):
             ns = self._namespace(name, NVIDIA_NAMESPACE, ready)
             if st.nvidia_device_plugin:
                 self._release(name, "nvidia-device-plugin", "nvidia_device_plugin", st.versions.get("nvidia_device_plugin"),
-                              NVIDIA_NAMESPACE, nvidia_device_plugin_values(), [*ready, ns])
+                              NVIDIA_NAMESPACE, nvidia_device_plugin_values(st.gpu_sharing), [*ready, ns])
             if st.dcgm_exporter:
                 release = self._release(name, "dcgm-exporter", "dcgm_exporter", st.versions.get("dcgm_exporter"),
                                         NVIDIA_NAMESPACE, dcgm_exporter_values(), [*ready, ns])
                 self._network_policy(f"{name}-netpol-dcgm-exporter", dcgm_network_policy(), [*ready, ns])
                 self._service_monitor(name, "dcgm-exporter", dcgm_service_monitor(), args.monitoring_release, release)
+        if st.efa_kinds:  # kube-system, as AWS installs it; the plugin talks to the kubelet only (no Service)
+            self._release(name, "aws-efa-k8s-device-plugin", "efa_device_plugin", None, EFA_NAMESPACE,
+                          efa_device_plugin_values(st.efa_kinds), ready)
         if st.neuron:
             self._release(name, "neuron", "neuron", st.versions.get("neuron"), NEURON_NAMESPACE,
                           neuron_values(st.kubernetes_version), ready)

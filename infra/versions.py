@@ -37,6 +37,9 @@ CHARTS: dict[str, Chart] = {
     # Kueue (kubernetes-sigs/kueue v0.19.2): job queueing for the training jobs; its CRDs (templates/crd in the
     # chart) and values.yaml are pinned in infra/upstream.py. The chart is published only as an OCI artifact.
     "kueue": Chart("oci://registry.k8s.io/kueue/charts/kueue", "0.19.2", "", "kueue-system"),
+    # The EFA device plugin (aws/eks-charts v0.0.242 stable/aws-efa-k8s-device-plugin: chart v0.5.30, app v0.5.20;
+    # its values.yaml and Chart.yaml are pinned in infra/upstream_pins.py), only where some pool has efa: true.
+    "efa_device_plugin": Chart("aws-efa-k8s-device-plugin", "v0.5.30", "https://aws.github.io/eks-charts", "kube-system"),
 }
 
 

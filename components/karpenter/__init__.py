@@ -44,6 +44,7 @@ from components.karpenter.component import Karpenter, KarpenterArgs
 from components.karpenter.settings import KarpenterSettings
 from components.karpenter.node_pools import (
                                              ACCELERATOR_LABEL,
+                                             EFA_LABEL,
                                              GPU_TAINT,
                                              NEURON,
                                              NEURON_TAINT,
@@ -59,6 +60,6 @@ from components.karpenter.values import (
 )
 
 __all__ = [
-    "ACCELERATOR_LABEL", "GPU_TAINT", "KARPENTER_METRICS", "Karpenter", "KarpenterArgs", "KarpenterSettings", "NEURON", "NEURON_TAINT",
+    "ACCELERATOR_LABEL", "EFA_LABEL", "GPU_TAINT", "KARPENTER_METRICS", "Karpenter", "KarpenterArgs", "KarpenterSettings", "NEURON", "NEURON_TAINT",
     "NVIDIA", "karpenter_service_monitor", "node_pool_spec", "pool_kind", "pool_taints", "service_monitor",
 ]

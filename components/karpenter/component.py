@@ -188,7 +188,7 @@ class Karpenter(pulumi.ComponentResource):
             self.node_pools[pool.name] = k8s.apiextensions.CustomResource(
                 f"{name}-nodepool-{pool.name}", api_version="karpenter.sh/v1", kind="NodePool",
                 metadata={"name": pool.name, "labels": std_labels("karpenter")},
-                spec=node_pool_spec(pool),
+                spec=node_pool_spec(pool, st.node_labels.get(pool.name)),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[
                     self.release, self.crd_release, node_class, self.node_access]),
             )

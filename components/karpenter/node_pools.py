@@ -10,7 +10,7 @@ plugins select exactly the nodes these pools launch.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from components.karpenter.settings import KarpenterSettings
 from infra.config import NodePoolConfig
@@ -26,6 +26,8 @@ from infra.versions import AMI_ALIAS
 POOL_LABEL = "eks-ml-platform/pool"  # nodeSelector: {"eks-ml-platform/pool": "inf1"}
 RESERVATION_TYPE_LABEL = "karpenter.k8s.aws/capacity-reservation-type"  # default | capacity-block (reserved nodes)
 ACCELERATOR_LABEL = "eks-ml-platform/accelerator"  # "nvidia" or "neuron" on accelerator pools
+EFA_LABEL = "eks-ml-platform/efa"  # "true" on pools with efa (the EFA device plugin's nodeSelector)
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 NVIDIA = "nvidia"
 NEURON = "neuron"
 GPU_TAINT = {"key": "nvidia.com/gpu", "effect": "NoSchedule"}
@@ -55,6 +57,8 @@ def pool_labels(pool: NodePoolConfig) -> dict[str, str]:
     kind = pool_kind(pool)
     if kind:
         labels[ACCELERATOR_LABEL] = kind
+    if pool.efa:
+        labels[EFA_LABEL] = "true"
     return labels
 
 
@@ -87,6 +91,8 @@ def pool_requirements(pool: NodePoolConfig) -> list[dict[str, Any]]:
         reqs.append({"key": "karpenter.k8s.aws/instance-size", "operator": "In", "values": list(pool.instance_sizes)})
     if pool.capacity_reservation_type:
         reqs.append({"key": RESERVATION_TYPE_LABEL, "operator": "In", "values": [pool.capacity_reservation_type]})
+    if pool.efa:  # only the sizes with EFA interfaces (trn1.2xlarge, p4d's smaller kin have none)
+        reqs.append({"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": pool.efa_instance_types})
     return reqs
 
 
@@ -103,8 +109,9 @@ def pool_budgets(pool: NodePoolConfig) -> list[dict[str, Any]]:
     return budgets
 
 
-def node_pool_spec(pool: NodePoolConfig) -> dict[str, Any]:
-    """``spec`` of the karpenter.sh/v1 NodePool for one configured pool."""
+def node_pool_spec(pool: NodePoolConfig, extra_labels: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """``spec`` of the karpenter.sh/v1 NodePool for one configured pool; ``extra_labels`` go on its nodes too
+    (the NVIDIA device plugin's config label on the serving pool with ``serving.gpuSharing``)."""
     template_spec: dict[str, Any] = {
         "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": pool.name},
         "requirements": pool_requirements(pool),
@@ -114,7 +121,7 @@ def node_pool_spec(pool: NodePoolConfig) -> dict[str, Any]:
     if taints:
         template_spec["taints"] = taints
     spec: dict[str, Any] = {
-        "template": {"metadata": {"labels": pool_labels(pool)}, "spec": template_spec},
+        "template": {"metadata": {"labels": {**pool_labels(pool), **(extra_labels or {})}}, "spec": template_spec},
         "limits": pool_limits(pool),
         "disruption": {"consolidationPolicy": pool.consolidation_policy, "consolidateAfter": pool.consolidate_after,
                        "budgets": pool_budgets(pool)},

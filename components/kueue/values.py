@@ -11,7 +11,10 @@ checked by ``check``'s Helm-values check). The manager reads ``managerConfig.con
   job only once the previous one's pods are all ready, so two jobs never hold half a pool each;
 - ``managedJobsNamespaceSelector``: only ``ml-workloads`` (the chart turns it into the webhooks'
   namespaceSelector too, so a Kueue outage never blocks Jobs in other namespaces);
-- ``metrics.enableClusterQueueResources``: the quota and usage gauges the training dashboard shows.
+- ``metrics.enableClusterQueueResources``: the quota and usage gauges the training dashboard shows;
+- ``resources.excludeResourcePrefixes``: EFA interfaces (``vpc.amazonaws.com/efa``, requested by the
+  PyTorchJob on an ``efa: true`` pool) are no quota: the queue covers cpu, memory and devices only, and
+  Kueue would never admit a job requesting a resource no flavor covers.
 
 The controller listens on 9443 (webhooks), 8082 (the visibility API, an APIService the API server calls),
 8443 (metrics over HTTPS, authorised by TokenReview/SubjectAccessReview) and 8081 (probes).
@@ -56,6 +59,8 @@ KUEUE_METRICS = (
     "kueue_cluster_queue_status",
 )
 FRAMEWORKS_KUBEFLOW = ("kubeflow.org/pytorchjob", "kubeflow.org/tfjob")
+#: Resources the queue leaves to Karpenter: EFA interfaces come with the instance, not from a pool limit.
+EXCLUDED_RESOURCE_PREFIXES = ("vpc.amazonaws.com/efa",)
 
 
 def manager_config(s: KueueSettings) -> dict[str, Any]:
@@ -77,6 +82,7 @@ def manager_config(s: KueueSettings) -> dict[str, Any]:
             "requeuingStrategy": {"timestamp": "Eviction", "backoffBaseSeconds": 60, "backoffMaxSeconds": 3600},
         },
         "integrations": {"frameworks": frameworks},
+        "resources": {"excludeResourcePrefixes": list(EXCLUDED_RESOURCE_PREFIXES)},
     }
 
 

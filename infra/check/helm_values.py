@@ -73,7 +73,7 @@ REGISTRY: dict[tuple[str, str], ChartSpec] = dict([
     _spec("kube-prometheus-stack", "82.18.0", chart_key="kube-prometheus-stack/chart/chart"),
     _spec("crds", "0.0.0", "kube-prometheus-stack/subchart/crds/values"), _spec("grafana", "11.3.7"),
     _spec("kube-state-metrics", "7.2.2"), _spec("prometheus-node-exporter", "4.53.0"),
-    _spec("aws-load-balancer-controller", "3.5.0"),
+    _spec("aws-load-balancer-controller", "3.5.0"), _spec("aws-efa-k8s-device-plugin", "v0.5.30"),
     _spec("nvidia-device-plugin", "0.18.2", deps=(Dep("node-feature-discovery", "0.17.3", "nfd"),)),
 ])
 

@@ -57,6 +57,8 @@ from infra.config.node_pools import (
     DURATION_RE,
     INF1_SIZES,
     DisruptionBudget,
+    EFA_FAMILIES,
+    EFA_TYPES,
     NodePoolConfig,
     PoolLimits,
     cpu_pool,
@@ -77,8 +79,11 @@ from infra.config.queue import (
 )
 from infra.config.serving import (
     ACM_ARN_RE,
+    DEVICE_PLUGIN_CONFIG_LABEL,
     HOSTNAME_RE,
+    MPS_CAPABLE_LABEL,
     SERVING_DEVICE_ACCELERATOR,
+    GpuSharing,
     ServingConfig,
     ServingIngressConfig,
     ServingResources,
@@ -106,4 +111,5 @@ __all__ = [
     "read_stack_file", "serving_problems", "split_stack_config", "training_problems",
     "CLUSTER_QUEUE", "COHORT", "LOCAL_QUEUE", "PRIORITY_LABEL", "QUEUE_LABEL", "URGENT_PRIORITY_CLASS",
     "TrainingQueueConfig", "kueue_enabled", "queue_pools", "queue_settings",
+    "DEVICE_PLUGIN_CONFIG_LABEL", "EFA_FAMILIES", "EFA_TYPES", "GpuSharing", "MPS_CAPABLE_LABEL",
 ]

@@ -155,7 +155,20 @@ def serving_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tupl
                          f"serving.exposure {cfg.serving.exposure} needs the AWS Load Balancer Controller "
                          f"({what} never gets a load balancer without it); enable it or set "
                          "serving.exposure: none"))
-    return problems + serving_pool_problems(cfg, pools)
+    return problems + serving_pool_problems(cfg, pools) + gpu_sharing_problems(cfg, pools)
+
+
+def gpu_sharing_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+    """Shared GPUs only on a serving pool of their own: a pool training also uses would share training's GPUs."""
+    sv, tr = cfg.serving, cfg.training
+    pool = sv.pool_for(pools) if sv.gpu_sharing else None
+    if pool is None or not tr.enabled or tr.device != "gpu":
+        return []
+    train = tr.pool_for(pools)
+    if train is not None and train.name == pool.name:
+        return [("serving.gpuSharing", f"pool {pool.name!r} also runs training, whose GPUs must not be shared; "
+                 "give serving a pool of its own (serving.pool) or set training.pool")]
+    return []
 
 
 def serving_pool_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:

@@ -18,13 +18,20 @@ BUDGET_SCHEDULE_RE = re.compile(r"^(@(annually|yearly|monthly|weekly|daily|midni
 BUDGET_DURATION_RE = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
 DURATION_RE = re.compile(r"^(\d+(ns|us|µs|ms|s|m|h))+$|^Never$")
 
-
 CAPACITY_RESERVATION_ID_RE = re.compile(r"^cr-[0-9a-z]+$")  # the EC2NodeClass CRD's pattern (v1.14.1)
 AWS_ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 RESERVATION_FORMS = "[{id: cr-...}] or [{tags: {...}, ownerId: <12-digit account>}]"
 
 #: vCPUs, GPUs or Neuron devices: far above any account quota, low enough for exact arithmetic.
 MAX_POOL_LIMIT = 100_000
+
+# EFA interfaces (Karpenter's vpc.amazonaws.com/efa capacity) and GPUs of the instance types ``efa: true`` may
+# launch: karpenter-provider-aws v1.14.1 website/content/en/docs/reference/instance-types.md. The families are those
+# whose EFA carries GPUDirect RDMA (p4d, p5, p5e) or Neuron collectives (trn); g5/g6 have EFA without RDMA.
+EFA_TYPES: dict[str, tuple[int, int]] = {"p4d.24xlarge": (4, 8), "p5.4xlarge": (1, 1), "p5.48xlarge": (32, 8),
+                                         "p5e.48xlarge": (32, 8), "trn1.32xlarge": (8, 0), "trn1n.32xlarge": (16, 0),
+                                         "trn2.48xlarge": (16, 0)}
+EFA_FAMILIES = ("p4d", "p5", "p5e", "trn1", "trn1n", "trn2")
 
 
 class PoolLimits(_Model):
@@ -195,6 +202,22 @@ class NodePoolConfig(_Model):
     capacity_reservation_type: Optional[Literal["default", "capacity-block"]] = Field(
         None,
         description="Only reservations of this type (capacity-block: EC2 Capacity Blocks for ML); needs capacityTypes [reserved].")
+    efa: bool = Field(False, description="Elastic Fabric Adapter: the EFA sizes of p4d, p5, p5e, trn1, trn1n, trn2 "
+                                         "only, with the EFA device plugin; pods request vpc.amazonaws.com/efa.")
+
+    @field_validator("efa")
+    @classmethod
+    def _efa(cls, v: bool, info: ValidationInfo) -> bool:
+        fams, sizes = info.data.get("instance_families"), info.data.get("instance_sizes") or []
+        bad = [f for f in fams or [] if f not in EFA_FAMILIES]
+        if v and bad:
+            raise ValueError(f"{', '.join(bad)} {'has' if len(bad) == 1 else 'have'} no EFA this platform uses; "
+                             f"efa: true takes the families {', '.join(EFA_FAMILIES)} (GPUDirect RDMA / Neuron "
+                             "collectives over EFA)")
+        if v and fams and not efa_types(fams, sizes):
+            raise ValueError(f"instanceSizes {sizes} hold no EFA instance type of {', '.join(fams)}; EFA types: "
+                             f"{', '.join(t for t in EFA_TYPES if t.split('.')[0] in fams)}")
+        return v
 
     @field_validator("capacity_reservations")
     @classmethod
@@ -326,6 +349,21 @@ class NodePoolConfig(_Model):
     @property
     def neuron(self) -> bool:
         return self.accelerator in NEURON_FAMILIES
+
+    @property
+    def efa_instance_types(self) -> list[str]:
+        """With ``efa``: the pool's instance types that have EFA (its NodePool launches only these)."""
+        return efa_types(self.instance_families, self.instance_sizes) if self.efa else []
+
+    def efa_per_worker(self, gpus: int) -> int:
+        """EFA interfaces a pod with ``gpus`` GPUs requests: those of the smallest EFA type that holds it (0: no EFA)."""
+        fits = [EFA_TYPES[t][0] for t in self.efa_instance_types if EFA_TYPES[t][1] >= gpus]
+        return min(fits, default=0)
+
+
+def efa_types(families: list[str], sizes: list[str]) -> list[str]:
+    """The instance types of ``families`` (limited to ``sizes`` when given) that have EFA interfaces."""
+    return [t for t in EFA_TYPES if t.split(".")[0] in families and (not sizes or t.split(".")[1] in sizes)]
 
 
 def default_node_pools(environment: str) -> list[NodePoolConfig]:

@@ -6,13 +6,14 @@ import ipaddress
 import re
 from typing import Any, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra.config.base import pinned_image, pool_name, positive_cpu, DNS_LABEL_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
 from infra.config.node_pools import NodePoolConfig
 
 HOSTNAME_RE = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:certificate/[0-9a-f-]{36}$")
+MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the server's MODEL_VERSION accepts the same
 SERVING_DEVICE_ACCELERATOR = {"inf1": "inf1", "gpu": "nvidia", "cpu": "none"}
 
 
@@ -83,6 +84,33 @@ class ServingIngressConfig(_Model):
         return v
 
 
+# NVIDIA/k8s-device-plugin v0.18.2 README: the node label that selects a named config of the plugin's config map,
+# and the label its MPS control daemon's DaemonSet selects (set by GFD, which is off here: the NodePool sets it).
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+MPS_CAPABLE_LABEL = "nvidia.com/mps.capable"
+
+
+class GpuSharing(_Model):
+    """``serving.gpuSharing``: the serving pool's GPUs advertised as ``replicasPerGpu`` ``nvidia.com/gpu`` each by
+    the NVIDIA device plugin, every serving pod taking one shared GPU. ``timeSlicing``: CUDA time slices, no memory
+    or fault isolation; ``mps``: CUDA MPS, each pod limited to 1/N of the GPU's memory and compute (experimental
+    upstream since v0.15.0). MIG partitions are not supported."""
+
+    strategy: Literal["timeSlicing", "mps"]
+    replicas_per_gpu: int = Field(..., ge=2, le=48, description="pods per GPU (CUDA MPS takes at most 48 clients)")
+
+    @property
+    def config_name(self) -> str:
+        """The device plugin config the serving pool's nodes select (their DEVICE_PLUGIN_CONFIG_LABEL)."""
+        return "serving-time-slicing" if self.strategy == "timeSlicing" else "serving-mps"
+
+    def node_labels(self) -> dict[str, str]:
+        labels = {DEVICE_PLUGIN_CONFIG_LABEL: self.config_name}
+        if self.strategy == "mps":
+            labels[MPS_CAPABLE_LABEL] = "true"
+        return labels
+
+
 class ServingConfig(_Model):
     """The sentiment-analysis Deployment (workloads/sentiment)."""
 
@@ -107,6 +135,18 @@ class ServingConfig(_Model):
     ingress: ServingIngressConfig = ServingIngressConfig()
     load_balancer_cidrs: Optional[list[str]] = None  # where load-balancer traffic comes from; default: vpc.cidr
     client_namespaces: list[str] = Field(default_factory=list)  # in-cluster namespaces allowed to call the API
+    # latest: follow the version the trainer promoted (MODEL_DIR/latest); a version name pins it (a rollback)
+    model_version: str = "latest"
+    gpu_sharing: Optional[GpuSharing] = None  # device gpu only: several pods per GPU on the serving pool
+
+    @field_validator("gpu_sharing")
+    @classmethod
+    def _sharing(cls, v: Optional[GpuSharing], info: ValidationInfo) -> Optional[GpuSharing]:
+        device = info.data.get("device")
+        if v is not None and device is not None and device != "gpu":
+            raise ValueError(f"shares NVIDIA GPUs; it needs device gpu (device is {device}): remove gpuSharing or "
+                             "set device: gpu")
+        return v
 
     @field_validator("image")
     @classmethod
@@ -132,6 +172,14 @@ class ServingConfig(_Model):
                 raise ValueError(f"{c} is not an IPv4 CIDR (the cluster's pods are IPv4)")
             out.append(str(net))
         return out
+
+    @field_validator("model_version")
+    @classmethod
+    def _model_version(cls, v: str) -> str:
+        if v in (".", "..") or not MODEL_VERSION_RE.match(v):
+            raise ValueError(f"{v!r} must be latest or a version folder name on the models volume, such as "
+                             "v20260101T000000Z-0123abcd (letters, digits, '.', '_', '-')")
+        return v
 
     @field_validator("client_namespaces")
     @classmethod
@@ -165,8 +213,10 @@ class ServingConfig(_Model):
         return next((p for p in pools if p.accelerator == want), None)
 
     def device_limit(self, pool: "NodePoolConfig") -> Optional[int]:
-        """How many accelerator devices the pool may launch (one per replica); None on CPU."""
-        return {"inf1": pool.limits.neuron, "gpu": pool.limits.gpu}.get(self.device)
+        """How many replicas the pool's accelerator devices hold (one per replica, replicasPerGpu per GPU with
+        gpuSharing); None on CPU."""
+        limit = {"inf1": pool.limits.neuron, "gpu": pool.limits.gpu}.get(self.device)
+        return limit * self.gpu_sharing.replicas_per_gpu if limit and self.gpu_sharing else limit
 
     def max_replicas_for(self, pool: "NodePoolConfig") -> int:
         """``maxReplicas``, or by default twice ``replicas`` capped at the pool's device limit (never below replicas)."""

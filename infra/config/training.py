@@ -99,6 +99,17 @@ class TrainingDatasetConfig(_Model):
         return v
 
 
+class TrainingPromotionConfig(_Model):
+    """The trainer's promotion gate (its --min-accuracy and --max-regression): when a newly trained version
+    becomes `latest`, the version serving follows with ``serving.modelVersion: latest``. A version that fails
+    the gate is still exported, not promoted (``promote.py`` promotes it by hand)."""
+
+    # the shipped sample reaches 0.85+ with the defaults; a version below this never reaches serving
+    min_accuracy: float = Field(0.7, ge=0, le=1)
+    # how much held-out accuracy a new version may lose against the promoted one (0.02: 2 points)
+    max_regression: float = Field(0.02, ge=0, le=1)
+
+
 class TrainingConfig(_Model):
     """The sample fine-tuning job (workloads/training) and the training operator job around it.
 
@@ -134,6 +145,7 @@ class TrainingConfig(_Model):
     parameter_servers: int = Field(1, ge=0, le=16)
     # Kueue's queue (infra/config/queue.py): share of the pools' limits, flavors, borrowing, start timeout, alert.
     queue: Optional[TrainingQueueConfig] = None
+    promotion: TrainingPromotionConfig = TrainingPromotionConfig()
 
     @field_validator("workers")
     @classmethod

@@ -51,8 +51,10 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -
     serving = cfg.serving
     types, _ = pool_types(pool, led.prices)
     dim = ACCEL_DIM.get(pool.accelerator, "vcpu")
+    # With gpuSharing each GPU holds replicasPerGpu replicas: the node price is divided among them.
+    per = serving.gpu_sharing.replicas_per_gpu if serving.gpu_sharing and dim == "gpu" else 1
     # Devices of the pool's reservations are already paid (idle floor): replicas take them first.
-    held = int(reserved_amount(led.prices, reserved.get(pool.name, []), dim))
+    held = int(reserved_amount(led.prices, reserved.get(pool.name, []), dim)) * per
     need = max(0, serving.replicas - held)
     if held:
         led.add(f"serving: {serving.replicas - need} replicas on the reserved nodes of pool {pool.name}", "compute",
@@ -67,8 +69,9 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -
         return 0.0, None
     spot_ok = "spot" in pool.capacity_types
     key = "spot" if spot_ok else "on_demand"
-    best = _cheapest_hosting(types, dim, need, key)
-    od = _cheapest_hosting(types, dim, need, "on_demand")
+    devices = -(-need // per)  # ceil: a partly shared GPU costs a whole one
+    best = _cheapest_hosting(types, dim, devices, key)
+    od = _cheapest_hosting(types, dim, devices, "on_demand")
     if not best:
         return 0.0, None
     name, count, _ = best
@@ -76,8 +79,8 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -
     led.add(f"serving: {need} replicas on {count} x {name} "
             f"({'spot' if spot_ok else 'on-demand'})", "compute", count,
             "node", types[name][key], scope="serving",
-            note=f"one {dim} per replica; on-demand: "
-                 f"${od[2]:.4f}/h" if od else "")
+            note=((f"{per} replicas per shared GPU ({serving.gpu_sharing.strategy}): {devices} GPUs; " if per > 1
+                   else f"one {dim} per replica; ") + f"on-demand: ${od[2]:.4f}/h") if od else "")
     root = pool.root_volume
     vol = led.add(f"serving node root volumes ({count} x {root} GiB gp3)", "storage",
                   count * root, "GiB", led.gp3_hour, scope="serving")

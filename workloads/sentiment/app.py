@@ -6,6 +6,8 @@ error contract are in the module docstring of ``server.py``. What the app
 serves with comes from its lifecycle (``lifecycle.AppState``): the model is
 loaded by the injected ``model_loader`` (production: ``lifecycle.load_model``),
 which is the seam tests use to serve a fake or slowed-down predictor.
+Every answer carries ``X-Model-Version``: on ``/analyze`` the version that
+computed it (during a switch, the old or the new one), elsewhere the one served.
 
 Starlette and the metrics are imported when the app is created, not at import:
 with WORKERS > 1 the metrics module must see PROMETHEUS_MULTIPROC_DIR first.
@@ -45,6 +47,16 @@ def error(status: int, message: str, detail: Any = None, headers: Optional[dict]
 
 #: On an answer given before the request's body was read: the rest of the body is not waited for.
 CLOSE = {"Connection": "close"}
+VERSION_HEADER = "X-Model-Version"
+_VERSION_KEY = VERSION_HEADER.lower().encode()
+
+
+def _with_version(start: dict, predictor: Any) -> dict:
+    """The ``http.response.start`` message with X-Model-Version added (none before a model is loaded)."""
+    headers = list(start.get("headers") or [])
+    if predictor is None or any(k.lower() == _VERSION_KEY for k, _ in headers):
+        return start
+    return {**start, "headers": [*headers, (_VERSION_KEY, str(predictor.version).encode("latin-1", "replace"))]}
 
 
 async def _shed(answer: ShedAnswer):
@@ -75,8 +87,10 @@ class _Handlers:
             return json_response(503, {"status": "draining"}, _retry_after(5))
         if not state.ready:
             return json_response(503, {"status": "loading", "error": state.load_error}, _retry_after(2))
-        return json_response(200, {"status": "ready", "version": state.predictor.version,
-                                   "backend": state.predictor.backend})
+        body = {"status": "ready", "version": state.predictor.version, "backend": state.predictor.backend}
+        if state.switch_error is not None:  # still ready: the old version serves; say what failed to load
+            body["switch_error"] = state.switch_error
+        return json_response(200, body)
 
     async def metrics_endpoint(self, request):
         from starlette.responses import Response
@@ -128,7 +142,7 @@ class _Handlers:
         rejected = self.metrics.rejected_total
         timeout_s = self.settings.request_timeout_s
         try:
-            results = await batcher.submit_async(texts, timeout_s=timeout_s)
+            answered = await batcher.submit_async(texts, timeout_s=timeout_s)
         except QueueFull as exc:
             rejected.labels("queue_full").inc()
             return await _shed(self.shedder.queue_full(exc.depth, exc.cost, exc.retry_after_s, close=False))
@@ -138,7 +152,9 @@ class _Handlers:
         except asyncio.TimeoutError:
             rejected.labels("timeout").inc()
             return error(504, "request deadline exceeded", {"request_timeout_s": timeout_s})
-        return Response(_dumps(results), media_type="application/json")
+        versions = dict.fromkeys(v for _, v in answered)  # two only if a swap fell between a request's batches
+        return Response(_dumps([r for r, _ in answered]), media_type="application/json",
+                        headers={VERSION_HEADER: ", ".join(versions)})
 
     async def http_error(self, request, exc):
         return error(exc.status_code, str(exc.detail), {"path": request.url.path, "method": request.method},
@@ -149,8 +165,9 @@ class _Handlers:
         return error(500, "internal error", type(exc).__name__)
 
 
-def _with_request_metrics(inner, metrics):
-    """An ASGI wrapper recording request count and latency by endpoint and status, for every response."""
+def _with_request_metrics(inner, metrics, state: AppState):
+    """An ASGI wrapper recording request count and latency by endpoint and status, for every response,
+    and adding the X-Model-Version of the version served to those that do not name one already."""
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -161,6 +178,7 @@ def _with_request_metrics(inner, metrics):
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                message = _with_version(message, state.predictor)
             await send(message)
 
         try:
@@ -198,7 +216,7 @@ def create_app(settings: Optional[Settings] = None, *, model_loader: Optional[Mo
     )
     # No redirect built from the Host header: /analyze/ is a 404 like any unknown path, not a 307.
     starlette_app.router.redirect_slashes = False
-    app = _with_request_metrics(starlette_app, h.metrics)
+    app = _with_request_metrics(starlette_app, h.metrics, state)
     app.state = state  # type: ignore[attr-defined]
     app.shed = h.shed_check  # type: ignore[attr-defined]  # for the connection protocol (lifecycle.uvicorn_config)
     return app

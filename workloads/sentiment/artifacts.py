@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict
@@ -16,6 +17,7 @@ log = logging.getLogger("sentiment.model")
 
 NEURON_MODEL_FILE = "model.neuron.pt"
 NEURON_META_FILE = "neuron.json"
+LATEST = "latest"  # MODEL_VERSION's default, and the pointer file the trainer writes
 
 
 class ModelNotFound(RuntimeError):
@@ -29,17 +31,38 @@ class ResolvedModel:
     metadata: Dict = field(default_factory=dict)
 
 
-def _version_dir(root: Path) -> tuple[Path, str | None]:
-    """The saved-model directory under ``root`` and the version `latest` names (None: root is the model)."""
+def _bad_name(name: str) -> bool:
+    return not name or "/" in name or "\\" in name or name in (".", "..")
+
+
+def pointed_version(root: str | Path) -> str | None:
+    """The version name ``root/latest`` holds now (a text file, or a symlink to the folder); None when there
+    is none or it is malformed. Cheap (one small read): the watcher calls it whenever `latest` changed."""
+    latest = Path(root) / LATEST
+    try:
+        name = Path(os.readlink(latest)).name if latest.is_symlink() else latest.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return None if _bad_name(name) else name
+
+
+def _version_dir(root: Path, pinned: str | None = None) -> tuple[Path, str | None]:
+    """The saved-model directory under ``root`` and its version (None: root is the model): ``pinned``
+    (MODEL_VERSION) when given, else the one `latest` names."""
+    if pinned is not None:
+        path = root / pinned
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"MODEL_VERSION={pinned}: {path} is not a saved model (no config.json)")
+        return path, pinned
     if (root / "config.json").is_file():
         return root, None
-    latest = root / "latest"
+    latest = root / LATEST
     if latest.is_dir():  # a symlink to the version directory
         path = latest.resolve()
         version = path.name
     elif latest.is_file():
         name = latest.read_text(encoding="utf-8").strip()
-        if not name or "/" in name or "\\" in name or name in (".", ".."):
+        if _bad_name(name):
             raise ModelNotFound(f"{latest} must hold one version directory name, got {name!r}")
         path, version = root / name, name
     else:
@@ -62,17 +85,18 @@ def _read_metadata(path: Path) -> Dict:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def resolve_model_dir(model_dir: str) -> ResolvedModel:
-    """MODEL_DIR -> the version directory to load.
+def resolve_model_dir(model_dir: str, version: str = LATEST) -> ResolvedModel:
+    """MODEL_DIR (and MODEL_VERSION) -> the version directory to load.
 
-    - ``MODEL_DIR/config.json`` exists: MODEL_DIR is the model;
+    - ``version`` names a version (a pin): ``MODEL_DIR/<version>``;
+    - else ``MODEL_DIR/config.json`` exists: MODEL_DIR is the model;
     - else ``MODEL_DIR/latest`` is a text file naming a version directory
       under MODEL_DIR (a symlink to that directory works too).
     """
     root = Path(model_dir)
     if not root.is_dir():
         raise ModelNotFound(f"MODEL_DIR {root} is not a directory")
-    path, version = _version_dir(root)
+    path, version = _version_dir(root, None if version == LATEST else version)
     metadata = _read_metadata(path)
     if version is None:
         version = str(metadata.get("version") or path.name)

@@ -9,6 +9,7 @@ source for the README and for ``python -m workloads.sentiment.server --help-env`
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Mapping, Optional
 
@@ -19,6 +20,12 @@ CPU_QUANTIZE = ("auto", "none", "dynamic-int8")
 ENV_DOC = {
     "MODEL_DIR": ("/models", "Trainer's --model-dir root (holds <version>/ and a `latest` file naming one), "
                   "or a directory that is itself a saved model (has config.json)."),
+    "MODEL_VERSION": ("latest", "latest: serve the version MODEL_DIR/latest names and follow it: when `latest` "
+                      "changes (the trainer promoted a version, or promote.py), the new one is loaded and warmed "
+                      "beside the one serving and swapped in between batches, with no failed request. A version "
+                      "name (a folder under MODEL_DIR): serve that one only and ignore `latest` (a pin, a rollback)."),
+    "MODEL_WATCH_INTERVAL_S": ("5", "MODEL_VERSION=latest: seconds between checks of `latest` (a stat; the file is "
+                               "read only when it changed). 0 = never switch after start-up."),
     "HOST": ("0.0.0.0", "Address to bind."),
     "PORT": ("8080", "Port to bind."),
     "WORKERS": ("1", "Server processes sharing the socket, each with its own model and batcher. CPU: keep 1 "
@@ -109,6 +116,15 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple) -> str:
     return value
 
 
+def _version(env: Mapping[str, str], name: str) -> str:
+    """``latest`` or one version folder name (no path: it is looked up under MODEL_DIR)."""
+    value = _get(env, name)
+    if value in (".", "..") or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value):
+        raise ValueError(f"{name}={value!r} must be latest or a version folder name under MODEL_DIR "
+                         "(letters, digits, '.', '_', '-')")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str) -> bool:
     value = _get(env, name).lower()
     if value in ("1", "true", "yes", "on"):
@@ -121,6 +137,8 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
 @dataclass(frozen=True)
 class Settings:
     model_dir: str
+    model_version: str
+    model_watch_interval_s: float
     host: str
     port: int
     workers: int
@@ -158,6 +176,8 @@ class Settings:
         env = os.environ if env is None else env
         s = cls(
             model_dir=_get(env, "MODEL_DIR"),
+            model_version=_version(env, "MODEL_VERSION"),
+            model_watch_interval_s=_float(env, "MODEL_WATCH_INTERVAL_S", 0.0),
             host=_get(env, "HOST"),
             port=_int(env, "PORT", 0, 65535),
             workers=_int(env, "WORKERS", 1, 64),

@@ -3,7 +3,12 @@
 ``AppState`` is what the HTTP handlers (``app.py``) read: the batcher, whether
 the model is ready, whether the server is draining. The model loads on a
 background thread (``AppState.start_loading``), so /healthz answers at once; a
-failed load stops the server (exit 1). ``run_server`` serves one app in this
+failed load stops the server (exit 1). With MODEL_VERSION=latest a watcher
+(``watcher.py``) then follows `latest`: a new version is loaded and warmed on
+the watcher's thread, ``AppState.swap`` points the batch worker at it (the
+next batch runs on it; no request fails or waits) and frees the old model. A
+version that fails to load is reported (log, ``sentiment_model_switches_total``,
+/readyz ``switch_error``) and the old one keeps serving. ``run_server`` serves one app in this
 process under uvicorn: the first SIGTERM turns /readyz 503, keeps serving for
 SHUTDOWN_DELAY_S, then uvicorn stops accepting and waits for in-flight
 requests (GRACEFUL_TIMEOUT_S); the lifespan's end drains the batcher.
@@ -13,13 +18,17 @@ model (``model.load_predictor``), tests pass one that returns what they need.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import gc
 import logging
 import signal
 import threading
+import time
 from contextlib import asynccontextmanager
 from typing import Any, Callable, List, Optional, Tuple
 
+from workloads.sentiment.artifacts import LATEST
 from workloads.sentiment.config import Settings
 from workloads.sentiment.payload import text_cost
 from workloads.sentiment.predictor import finite_score
@@ -48,7 +57,10 @@ class AppState:
         self.ready = False
         self.draining = False
         self.load_error: Optional[str] = None
+        self.switch_error: Optional[dict] = None  # the last version `latest` named that failed to load
         self.loader: Optional[threading.Thread] = None
+        self.watcher: Any = None  # watcher.ModelWatcher with MODEL_VERSION=latest, once loaded
+        self._using: Any = None  # the predictor the batch worker is running a batch on (None between batches)
         self.on_fatal: Any = None  # set by the runner: stop the server (model failed to load)
 
     # ------------------------------------------------------------------ loading
@@ -62,10 +74,9 @@ class AppState:
 
         try:
             predictor, seconds = self.model_loader(self.settings)
-            self.batcher = self._batcher(predictor)
             self.predictor = predictor
-            metrics.model_info.labels(**predictor.info()).set(1)
-            metrics.model_load_seconds.set(seconds)
+            self.batcher = self._batcher()
+            _publish(predictor, seconds)
             self.ready = True
             if not self.draining:
                 metrics.model_ready.set(1)
@@ -75,9 +86,50 @@ class AppState:
             log.exception("model failed to load; stopping")
             if self.on_fatal is not None:
                 self.on_fatal()
+            return
+        self._watch()
 
-    def _batcher(self, predictor):
-        """The micro-batcher in front of ``predictor``, reporting to the metrics."""
+    # ------------------------------------------------------------------ following `latest`
+    def _watch(self) -> None:
+        """MODEL_VERSION=latest: follow the pointer (a pinned version never changes)."""
+        s = self.settings
+        if s.model_version != LATEST or s.model_watch_interval_s <= 0 or self.draining:
+            return
+        from workloads.sentiment.watcher import ModelWatcher
+
+        self.watcher = ModelWatcher(s.model_dir, s.model_watch_interval_s, current=lambda: self.predictor.version,
+                                    load=self.load_version, swap=self.swap, failed=self.switch_failed)
+        self.watcher.start()
+
+    def load_version(self, version: str) -> Tuple[Any, float]:
+        """Load and warm ``version`` with the same loader and settings as at start-up, pinned to it."""
+        return self.model_loader(dataclasses.replace(self.settings, model_version=version))
+
+    def swap(self, predictor: Any, seconds: float) -> None:
+        """Serve ``predictor`` from the next batch on, then free the old one once no batch uses it."""
+        old, self.predictor = self.predictor, predictor  # one reference assignment: atomic for the batch worker
+        self.switch_error = None
+        _publish(predictor, seconds, replaced=old)
+        from workloads.sentiment import metrics
+
+        metrics.model_switches_total.labels("success").inc()
+        log.info("switched from model version %s to %s (loaded in %.2fs)", old.version, predictor.version, seconds)
+        deadline = time.monotonic() + max(5.0, self.settings.request_timeout_s)
+        while self._using is old and time.monotonic() < deadline:  # the batch in flight finishes on it
+            time.sleep(0.005)
+        del old
+        release_memory()
+
+    def switch_failed(self, version: str, exc: BaseException) -> None:
+        from workloads.sentiment import metrics
+
+        self.switch_error = {"version": version, "error": f"{type(exc).__name__}: {exc}"}
+        metrics.model_switches_total.labels("failure").inc()
+        log.error("model version %s failed to load; still serving %s", version, self.predictor.version, exc_info=exc)
+
+    def _batcher(self):
+        """The micro-batcher in front of ``self.predictor``, read at each batch (``swap`` replaces it);
+        each result comes back with the version that computed it (the X-Model-Version header)."""
         from workloads.sentiment import metrics
         from workloads.sentiment.batcher import MicroBatcher
 
@@ -85,13 +137,17 @@ class AppState:
             metrics.batch_size.observe(n)
             metrics.inference_duration.observe(dt)
 
-        def predict(texts: List[str]) -> List[dict]:
-            out = predictor.predict(texts)
+        def predict(texts: List[str]) -> List[Tuple[dict, str]]:
+            predictor = self._using = self.predictor
+            try:
+                out = predictor.predict(texts)
+            finally:
+                self._using = None
             for r in out:  # whatever the backend: a NaN/inf score is a 500, never JSON with NaN in it
                 finite_score(r["score"])
             for r in out:
                 metrics.predictions_total.labels(r["label"]).inc()
-            return out
+            return [(r, predictor.version) for r in out]
 
         s = self.settings
         return MicroBatcher(
@@ -112,6 +168,8 @@ class AppState:
     def shutdown(self) -> None:
         """After uvicorn stopped accepting and waited for in-flight requests: drain what is queued."""
         self.begin_drain()
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.batcher is not None:
             self.batcher.close(drain=True, timeout_s=max(1.0, self.settings.graceful_timeout_s))
 
@@ -123,6 +181,38 @@ class AppState:
             yield
         finally:
             self.shutdown()
+
+
+def _publish(predictor: Any, seconds: float, replaced: Any = None) -> None:
+    """The metrics of the version served: its info series 1 (the replaced one's 0, then gone), its load time."""
+    from workloads.sentiment import metrics
+
+    if replaced is not None:
+        old = _info_labels(replaced)
+        metrics.model_info.labels(**old).set(0)  # with WORKERS > 1 the 0 stays in the worker's file: not served
+        metrics.model_info.remove(*old.values())
+    metrics.model_info.labels(**_info_labels(predictor)).set(1)
+    metrics.model_load_seconds.set(seconds)
+
+
+def _info_labels(predictor: Any) -> dict:
+    """``sentiment_model_info``'s labels, in the metric's order; accuracy "" when the version recorded none."""
+    info = predictor.info()
+    acc = getattr(predictor, "accuracy", None)  # a test's stand-in predictor may not have one
+    info["accuracy"] = "" if acc is None else f"{acc:g}"
+    return {k: info[k] for k in ("version", "backend", "quantization", "model_dir", "accuracy")}
+
+
+def release_memory() -> None:
+    """Collect the replaced model now and hand the freed heap back to the OS: glibc keeps freed pages
+    otherwise, and the pod's RSS (what its memory limit counts) would stay at two models."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): the allocator's own policy applies
+        pass
 
 
 # --------------------------------------------------------------------------- running

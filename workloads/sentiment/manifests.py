@@ -80,6 +80,7 @@ def server_env(s: ServingSettings, p: ServingPlan) -> list[dict[str, str]]:
     sv = s.serving
     env = {
         "MODEL_DIR": MODEL_MOUNT,
+        "MODEL_VERSION": sv.model_version,  # latest: follow the trainer's promotions; a name: pinned
         "HOST": "0.0.0.0",
         "PORT": str(CONTAINER_PORT),
         "BACKEND": p.backend,
@@ -138,7 +139,8 @@ def topology_spread(p: ServingPlan) -> list[dict[str, Any]]:
     return [
         {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": p.zone_when_unsatisfiable,
          "labelSelector": sel},
-        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        # with gpuSharing a node takes pods_per_gpu replicas before Karpenter adds one (else one node per replica)
+        {"maxSkew": p.pods_per_gpu, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
          "labelSelector": sel},
     ]
 
@@ -176,7 +178,7 @@ def pod_template(s: ServingSettings, p: ServingPlan, *, models_claim: str = MODE
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "priorityClassName": PRIORITY_CLASS,
-        "nodeSelector": {POOL_LABEL: p.pool},
+        "nodeSelector": {POOL_LABEL: p.pool, **dict(p.shared_gpu_labels)},
         "topologySpreadConstraints": topology_spread(p),
         "terminationGracePeriodSeconds": SHUTDOWN_DELAY_S + GRACEFUL_TIMEOUT_S + 5,
         "securityContext": {

@@ -36,6 +36,7 @@ MODEL_INFO = "sentiment_model_info"
 MODEL_READY = "sentiment_model_ready"
 MODEL_LOAD_SECONDS = "sentiment_model_load_seconds"
 PREDICTIONS_TOTAL = "sentiment_predictions_total"
+MODEL_SWITCHES_TOTAL = "sentiment_model_switches_total"
 REJECTED_TOTAL = "sentiment_rejected_total"
 
 #: Every metric family the server exposes (the names a dashboard or rule may use).
@@ -45,9 +46,10 @@ METRIC_NAMES = [
     BATCH_SIZE,            # histogram texts per forward pass
     QUEUE_DEPTH,           # gauge     texts waiting for the model
     INFERENCE_DURATION,    # histogram seconds per forward pass (tokenize + model + softmax)
-    MODEL_INFO,            # gauge = 1 {version, backend, quantization, model_dir}
+    MODEL_INFO,            # gauge = 1 {version, backend, quantization, model_dir, accuracy}: the version served
     MODEL_READY,           # gauge     1 once loaded and warmed, 0 before and while draining
-    MODEL_LOAD_SECONDS,    # gauge     seconds the load + warm-up took
+    MODEL_LOAD_SECONDS,    # gauge     seconds the load + warm-up took (of the version served)
+    MODEL_SWITCHES_TOTAL,  # counter   {result} switches to a new `latest`: success, failure (kept the old one)
     PREDICTIONS_TOTAL,     # counter   {label} texts answered per label (drift signal)
     REJECTED_TOTAL,        # counter   {reason} requests shed: queue_full, timeout, not_ready, draining;
     #                                   refused by the connection protocol: header_too_large,
@@ -74,7 +76,8 @@ inference_duration = Histogram(
     INFERENCE_DURATION, "Seconds per batch: tokenization, forward pass and softmax.", buckets=_LATENCY_BUCKETS,
 )
 model_info = Gauge(
-    MODEL_INFO, "The loaded model (value 1).", ["version", "backend", "quantization", "model_dir"],
+    MODEL_INFO, "The model version served (value 1; a replaced one drops to 0) and its held-out accuracy.",
+    ["version", "backend", "quantization", "model_dir", "accuracy"],
     multiprocess_mode="livemax",
 )
 model_ready = Gauge(MODEL_READY, "1 when the model is loaded and warmed and not draining.",
@@ -82,6 +85,8 @@ model_ready = Gauge(MODEL_READY, "1 when the model is loaded and warmed and not 
 model_load_seconds = Gauge(MODEL_LOAD_SECONDS, "Seconds the model load and warm-up took.",
                            multiprocess_mode="livemax")
 predictions_total = Counter(PREDICTIONS_TOTAL, "Texts classified, by predicted label.", ["label"])
+model_switches_total = Counter(MODEL_SWITCHES_TOTAL, "Switches to the version `latest` names, by result "
+                               "(failure: it did not load; the old one is still served).", ["result"])
 rejected_total = Counter(REJECTED_TOTAL, "Requests shed or refused before inference, by reason.", ["reason"])
 
 

@@ -26,6 +26,7 @@ from workloads.sentiment.predictor import (
     Predictor,
     default_threads,
     finite_score,
+    recorded_accuracy,
     sentiment_labels,
 )
 
@@ -179,7 +180,7 @@ def cpu_quantization(requested: str) -> str:
 def load_predictor(settings) -> Tuple[Predictor, float]:
     """Load, warm and return (predictor, seconds it took)."""
     t0 = time.perf_counter()
-    resolved = resolve_model_dir(settings.model_dir)
+    resolved = resolve_model_dir(settings.model_dir, settings.model_version)
     backend = pick_backend(settings.backend)
     if backend == "neuron":
         predictor: Predictor = NeuronPredictor(
@@ -191,6 +192,7 @@ def load_predictor(settings) -> Tuple[Predictor, float]:
             quantize=cpu_quantization(settings.cpu_quantize) if backend == "cpu" else "none",
             max_seq_len=settings.max_seq_len, threads=settings.torch_threads,
         )
+    predictor.accuracy = recorded_accuracy(resolved.metadata)
     if settings.warmup:
         predictor.warmup(settings.max_batch_size)
     dt = time.perf_counter() - t0

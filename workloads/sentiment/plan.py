@@ -78,6 +78,9 @@ class ServingPlan:
     scheme: str  # internal | internet-facing
     exposure: str
     lb_cidrs: tuple[str, ...]
+    #: serving.gpuSharing: the device plugin config label the pods select, and pods per GPU (the node spread's skew)
+    shared_gpu_labels: tuple[tuple[str, str], ...] = ()
+    pods_per_gpu: int = 1
 
 
 def plan(s: ServingSettings, images: Optional[Mapping[str, str]] = None) -> ServingPlan:
@@ -104,4 +107,6 @@ def plan(s: ServingSettings, images: Optional[Mapping[str, str]] = None) -> Serv
         zone_when_unsatisfiable="DoNotSchedule" if sv.zone_spread_for(s.environment) == "required" else "ScheduleAnyway",
         max_surge=surge, max_unavailable=unavailable, scheme=scheme,
         exposure=sv.exposure, lb_cidrs=tuple(load_balancer_cidrs(s.vpc, scheme, sv.load_balancer_cidrs)),
+        shared_gpu_labels=tuple(sorted(sv.gpu_sharing.node_labels().items())) if sv.gpu_sharing else (),
+        pods_per_gpu=sv.gpu_sharing.replicas_per_gpu if sv.gpu_sharing else 1,
     )

@@ -10,7 +10,7 @@ import abc
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from workloads.common.cpus import usable_cpus
 
@@ -53,12 +53,20 @@ def sentiment_labels(config) -> Dict[int, str]:
     raise ValueError(f"expected a 2-label sentiment model, got id2label={raw}")
 
 
+def recorded_accuracy(metadata: Dict) -> Optional[float]:
+    """The held-out accuracy a version's metadata.json records (None: absent or not a finite number)."""
+    acc = metadata.get("eval_accuracy")
+    ok = isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc)
+    return float(acc) if ok else None
+
+
 class Predictor(abc.ABC):
     """Common interface. ``predict`` is called from one thread (the batch worker)."""
 
     backend = "base"
     quantization = "none"
     version = ""
+    accuracy: Optional[float] = None  # metadata.json's eval_accuracy (set by model.load_predictor)
     path: Path
 
     @abc.abstractmethod

@@ -26,7 +26,7 @@ DESCRIPTION = ("Fine-tune a transformer into a NEGATIVE/POSITIVE sentiment class
 # The fields the training component passes (component.py's trainer_args), in its order: with
 # TrainArgs(...).to_argv(COMPONENT_FIELDS) it spells its container args exactly as it does by hand.
 COMPONENT_FIELDS = ("data", "model_dir", "checkpoint_dir", "epochs", "batch_size", "lr", "checkpoint_every_steps",
-                    "metrics_port", "device", "max_samples", "base_model")
+                    "metrics_port", "device", "max_samples", "base_model", "min_accuracy", "max_regression")
 
 
 def _int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
@@ -137,6 +137,11 @@ class TrainArgs:
     device: str = _knob("auto", choices=("auto", "cpu", "cuda"))
     amp: bool | None = _knob(None, "bf16 autocast (default: on with CUDA, off on CPU)",
                              action=argparse.BooleanOptionalAction)
+    min_accuracy: float | None = _knob(None, "promotion gate: point `latest` at the new version only if its held-out "
+                                       "accuracy is at least X (default: no minimum)", conv=_float_in(0.0, 1.0))
+    max_regression: float | None = _knob(None, "promotion gate: ...and if it is at most Y below the accuracy of the "
+                                         "version `latest` names now (default: no comparison)",
+                                         conv=_float_in(0.0, 1.0))
 
     @staticmethod
     def flag(name: str) -> str:

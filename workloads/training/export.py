@@ -1,9 +1,12 @@
 """The model version rank 0 exports at the end of a run, and the marker that makes a re-run a no-op.
 
 --model-dir/<version>/ holds the model, the tokenizer and metadata.json; it is written to a hidden
-temporary folder, fsynced and renamed into place, then --model-dir/latest (a text file holding the
-version name) is replaced atomically. <checkpoint dir>/exported.json records what was exported, so
-a finished Job that is started again neither retrains nor exports twice.
+temporary folder, fsynced and renamed into place. Then the promotion gate (promote.py: --min-accuracy,
+--max-regression against the version `latest` names now) decides whether --model-dir/latest (a text
+file holding the version name) is replaced, atomically, to name it; its verdict and reason are
+metadata.json's ``promotion``. A version that loses is exported all the same and the run succeeds.
+<checkpoint dir>/exported.json records what was exported, so a finished Job that is started again
+neither retrains nor exports twice.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from workloads.training import checkpoint as ckpt
 from workloads.training.args import TrainArgs
 from workloads.training.dataset import ID2LABEL
 from workloads.training.distributed import FatalError
+from workloads.training.promote import Decision, Gate, current_version, point_latest, recorded_accuracy
 
 log = logging.getLogger("trainer")
 
@@ -36,6 +40,16 @@ class RunSummary:
     eval_samples: int
     train_samples_per_second: float | None
     history: list[dict]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What export() wrote: the version, its folder, its eval accuracy and the promotion gate's verdict."""
+
+    version: str
+    path: Path
+    accuracy: float | None
+    promotion: Decision
 
 
 def already_exported(ckpt_dir: Path, model_dir: Path, global_step: int, data_hash: str) -> bool:
@@ -91,18 +105,14 @@ def _metadata(a: TrainArgs, run: RunSummary, version: str, acc: float | None, no
     }
 
 
-def _point_latest(root: Path, version: str) -> None:
-    latest_tmp = root / "latest.tmp"
-    with open(latest_tmp, "w") as fh:
-        fh.write(version)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(latest_tmp, root / "latest")
-    ckpt._fsync_dir(root)
+def _gate(a: TrainArgs, root: Path, acc: float | None) -> tuple[Gate, Decision]:
+    gate = Gate(a.min_accuracy, a.max_regression)
+    baseline = current_version(root)
+    return gate, gate.decide(acc, baseline, recorded_accuracy(root, baseline) if baseline else None)
 
 
-def export(model: Any, tokenizer: Any, a: TrainArgs, run: RunSummary, ckpt_dir: Path) -> tuple[str, Path, Any]:
-    """Write the new version and point `latest` at it: (version, its folder, its eval accuracy).
+def export(model: Any, tokenizer: Any, a: TrainArgs, run: RunSummary, ckpt_dir: Path) -> Exported:
+    """Write the new version and, if it passes the promotion gate, point `latest` at it.
     Refuses (FatalError, `latest` unchanged) a model with NaN/inf weights or a non-finite accuracy."""
     root = a.model_dir
     root.mkdir(parents=True, exist_ok=True)
@@ -111,17 +121,24 @@ def export(model: Any, tokenizer: Any, a: TrainArgs, run: RunSummary, ckpt_dir: 
     acc = next((h["eval_accuracy"] for h in reversed(run.history) if h.get("eval_accuracy") is not None), None)
     if why := ckpt.export_refusal(model.state_dict(), acc):
         raise FatalError(f"refusing to export: {why}; {root / 'latest'} is unchanged")
+    gate, decision = _gate(a, root, acc)
     tmp = root / f".tmp-{version}-{os.getpid()}"
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     meta = _metadata(a, run, version, acc, now)
+    meta["promotion"] = decision.as_metadata(gate)
     (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     for f in tmp.iterdir():  # durable before it becomes visible
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     os.replace(tmp, root / version)
-    _point_latest(root, version)
+    if decision.promoted:
+        point_latest(root, version)
     ckpt.atomic_write_bytes(ckpt_dir / MARKER, json.dumps(
         {"version": version, "global_step": run.global_step, "data_hash": run.data_hash}).encode())
-    log.info("exported %s (eval accuracy %s); %s now points to it", root / version, acc, root / "latest")
-    return version, root / version, acc
+    if decision.promoted:
+        log.info("exported %s (eval accuracy %s); %s now points to it", root / version, acc, root / "latest")
+    else:
+        log.warning("exported %s (eval accuracy %s) but NOT promoted: %s; %s still names %s", root / version, acc,
+                    decision.reason, root / "latest", decision.baseline_version or "nothing")
+    return Exported(version, root / version, acc, decision)

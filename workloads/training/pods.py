@@ -27,6 +27,7 @@ CRON_NAME = "sentiment-retrain"
 PRIORITY_CLASS = TRAINING_PRIORITY_CLASS  # created by the Karpenter/priority component; referred to by name
 POOL_LABEL = "eks-ml-platform/pool"
 GPU_RESOURCE = "nvidia.com/gpu"
+EFA_RESOURCE = "vpc.amazonaws.com/efa"  # the EFA device plugin's resource (Karpenter v1 labels.go ResourceEFA)
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 RUN_AS = 10001
 METRICS_PORT = DEFAULT_METRICS_PORT  # train.py's default --metrics-port
@@ -56,6 +57,7 @@ class TrainingPlan:
     data_dir: str
     checkpoint_dir: str
     nproc_per_node: int
+    efa: int = 0  # EFA interfaces per GPU worker (the training pool has efa: true), else 0
 
 
 def plan(s: TrainingSettings, images: Optional[Mapping[str, str]] = None) -> TrainingPlan:
@@ -81,6 +83,7 @@ def plan(s: TrainingSettings, images: Optional[Mapping[str, str]] = None) -> Tra
         dataset=tr.dataset_name, data_dir=f"{DATA_MOUNT}/{tr.dataset_name}",
         # keyed by the dataset: a new training.datasetSource never resumes the old data's checkpoints
         checkpoint_dir=f"{MODELS_MOUNT}/checkpoints/{JOB_NAME}/{tr.dataset_name}", nproc_per_node=max(1, gpus),
+        efa=pool.efa_per_worker(gpus) if gpus else 0,
     )
 
 
@@ -98,11 +101,13 @@ def pod_security_context() -> dict[str, Any]:
             "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def resources(cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
-    """Requests equal to limits (Guaranteed QoS); GPUs only in both when asked for."""
+def resources(cpu: str, memory: str, gpus: int = 0, efa: int = 0) -> dict[str, Any]:
+    """Requests equal to limits (Guaranteed QoS); GPUs and EFA interfaces only in both when asked for."""
     res: dict[str, Any] = {"cpu": cpu, "memory": memory}
     if gpus:
         res[GPU_RESOURCE] = str(gpus)
+    if efa:
+        res[EFA_RESOURCE] = str(efa)
     return {"requests": dict(res), "limits": dict(res)}
 
 
@@ -139,13 +144,25 @@ def placement(p: TrainingPlan, *, gpu: bool) -> dict[str, Any]:
     return {"nodeSelector": {POOL_LABEL: p.pool if p.device == "cpu" else p.cpu_pool}}
 
 
-def same_zone_affinity(job: str) -> dict[str, Any]:
-    """Prefer one zone for all replicas of a job (collective traffic stays in the AZ: faster, no cross-AZ cost)."""
-    return {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-        "weight": 100,
-        "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone",
-                            "labelSelector": {"matchLabels": {"training.kubeflow.org/job-name": job}}},
-    }]}}
+def same_zone_affinity(job: str, *, required: bool = False) -> dict[str, Any]:
+    """Prefer one zone for all replicas of a job (collective traffic stays in the AZ: faster, no cross-AZ cost);
+    ``required`` with EFA, whose OS-bypass traffic never leaves its subnet (one private subnet per AZ here)."""
+    term = {"topologyKey": "topology.kubernetes.io/zone",
+            "labelSelector": {"matchLabels": {"training.kubeflow.org/job-name": job}}}
+    if required:
+        return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}}
+
+
+def efa_env(p: TrainingPlan) -> list[dict[str, str]]:
+    """NCCL over EFA (libfabric's efa provider through the aws-ofi-nccl plugin the CUDA image must ship), after
+    AWS's EKS EFA guide and aws-samples/awsome-distributed-training: RDMA reads (p4d, p5, p5e), fork-safe
+    libfabric (DataLoader workers fork), NCCL's bootstrap socket off loopback and docker bridges."""
+    if not p.efa:
+        return []
+    env = {"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1", "FI_EFA_FORK_SAFE": "1",
+           "NCCL_SOCKET_IFNAME": "^lo,docker"}
+    return [{"name": k, "value": v} for k, v in env.items()]
 
 
 def trainer_args(tr: TrainingConfig, p: TrainingPlan, *, checkpoint_dir: str) -> list[str]:
@@ -155,6 +172,7 @@ def trainer_args(tr: TrainingConfig, p: TrainingPlan, *, checkpoint_dir: str) ->
         batch_size=tr.batch_size, lr=tr.learning_rate, checkpoint_every_steps=tr.checkpoint_every_steps,
         metrics_port=METRICS_PORT, device="cuda" if p.device == "gpu" else "cpu",
         max_samples=tr.max_samples or None, base_model=tr.base_model or None,
+        min_accuracy=tr.promotion.min_accuracy, max_regression=tr.promotion.max_regression,
     ).to_argv(COMPONENT_FIELDS)
 
 
@@ -180,7 +198,7 @@ def replica_template(s: TrainingSettings, p: TrainingPlan, *, role: str, contain
         "metadata": {"labels": standard_labels(TRAINER, **{"app.kubernetes.io/component": role})},
         "spec": {
             **placement(p, gpu=gpu),
-            "affinity": same_zone_affinity(JOB_NAME),
+            "affinity": same_zone_affinity(JOB_NAME, required=bool(gpu and p.efa)),
             "priorityClassName": PRIORITY_CLASS,
             "serviceAccountName": TRAINER,
             "automountServiceAccountToken": False,
@@ -193,9 +211,9 @@ def replica_template(s: TrainingSettings, p: TrainingPlan, *, role: str, contain
                 "imagePullPolicy": "Always",
                 **({"command": command} if command else {}),
                 **({"args": args} if args else {}),
-                "env": env,
+                "env": [*env, *efa_env(p)] if gpu else env,
                 "ports": ports,
-                "resources": resources(p.cpu, p.memory, p.gpus if gpu else 0),
+                "resources": resources(p.cpu, p.memory, p.gpus if gpu else 0, p.efa if gpu else 0),
                 "securityContext": container_security_context(),
                 "volumeMounts": mounts(),
             }],

@@ -2,7 +2,7 @@
 """Fine-tune a pretrained transformer into a NEGATIVE/POSITIVE sentiment classifier.
 
     python workloads/training/train.py --data DIR --model-dir DIR --checkpoint-dir DIR --epochs N \
-        [--base-model ID_OR_DIR] [--batch-size 16] [--lr 1e-4] ...
+        [--base-model ID_OR_DIR] [--batch-size 16] [--lr 1e-4] [--min-accuracy X] [--max-regression Y] ...
 
 Data: DIR/train.jsonl (and DIR/eval.jsonl, held out), one {"text", "label"} per line.
 
@@ -22,7 +22,10 @@ skipping the batches of the current epoch it already trained on.
 
 At the end rank 0 exports model + tokenizer + metadata.json to
 --model-dir/<version>/ and points --model-dir/latest (a text file holding the
-version name) at it, atomically. Rank 0 serves Prometheus metrics on --metrics-port.
+version name) at it, atomically, if it passes the promotion gate (--min-accuracy,
+--max-regression: promote.py); a version that does not is kept, not promoted, with
+the reason in its metadata.json and the log, and the run still exits 0.
+Rank 0 serves Prometheus metrics on --metrics-port.
 
 The pieces: args.py (the command line), distributed.py (torch.distributed, SIGTERM), trainer.py
 (the loop), run_state.py (resume and checkpoints across ranks), export.py, callbacks.py (the JSON

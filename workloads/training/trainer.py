@@ -308,6 +308,9 @@ class Trainer:
         run = tx.RunSummary(data_hash=self.data_hash, world_size=self.world, global_step=state.global_step,
                             samples=n_train, eval_samples=n_eval, train_samples_per_second=sps,
                             history=state.history)
-        version, path, acc = tx.export(self.model, self.tokenizer, self.args, run, self.ckpts.ckpt_dir)
-        self.cb.on_export(version, str(path), acc)
-        return version
+        out = tx.export(self.model, self.tokenizer, self.args, run, self.ckpts.ckpt_dir)
+        self.cb.on_export(out.version, str(out.path), out.accuracy)
+        d = out.promotion  # the gate's verdict: `latest` names the new version, or still the one before
+        self.cb.on_log("promotion", {"version": out.version, "promoted": d.promoted, "reason": d.reason,
+                                     "latest": out.version if d.promoted else d.baseline_version})
+        return out.version

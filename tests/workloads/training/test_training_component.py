@@ -87,7 +87,8 @@ def test_trainer_command_line_matches_the_design():
     assert flags == {"--data": "/data/sample", "--model-dir": "/models", "--checkpoint-dir": "/models/checkpoints/sentiment-train/sample",
                      "--epochs": "4", "--batch-size": "16", "--lr": "0.0003", "--checkpoint-every-steps": "50",
                      "--metrics-port": "9464", "--device": "cpu", "--max-samples": "300",
-                     "--base-model": "sentence-transformers/all-MiniLM-L6-v2"}
+                     "--base-model": "sentence-transformers/all-MiniLM-L6-v2",
+                     "--min-accuracy": "0.7", "--max-regression": "0.02"}  # training.promotion's defaults
 
 
 def test_trainer_args_are_accepted_by_train_py():
