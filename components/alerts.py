@@ -98,14 +98,12 @@ def ceph_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
     ]
 
 
-#: How long pods may serve different model versions before SentimentModelVersionSkew fires: a switch
-#: takes MODEL_WATCH_INTERVAL_S (5 s) plus a load and warm-up (seconds to a minute on CPU).
-MODEL_VERSION_SKEW_FOR = "15m"
-
-
 def serving_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
     target_ms = s.monitoring.serving_p99_target_ms
     target_s = target_ms / 1000
+    # How long pods may serve different model versions (monitoring.modelVersionSkewMinutes, default 15): a
+    # switch takes MODEL_WATCH_INTERVAL_S (5 s) plus a load and warm-up (seconds to a minute on CPU).
+    skew = f"{s.monitoring.model_version_skew_minutes}m"
     return [
         _rule("SentimentP99LatencyHigh",
               "histogram_quantile(0.99, sum by (le) (rate(sentiment_request_duration_seconds_bucket"
@@ -119,10 +117,10 @@ def serving_rules(s: MonitoringSettings) -> list[dict[str, Any]]:
         # so a longer disagreement is a version that failed to load somewhere, or a rollout stuck halfway.
         _rule("SentimentModelVersionSkew",
               f'count(count by (version) (sentiment_model_info{{namespace="{SERVING_NAMESPACE}"}} == 1)) > 1',
-              for_=MODEL_VERSION_SKEW_FOR, severity="warning",
+              for_=skew, severity="warning",
               summary="Sentiment pods serve different model versions",
               description="{{ $value }} model versions have been served at once for "
-                          f"{MODEL_VERSION_SKEW_FOR}. Check /readyz switch_error on the pods still on the old "
+                          f"{skew} (monitoring.modelVersionSkewMinutes). Check /readyz switch_error on the pods still on the old "
                           "version (a version that fails to load is not retried until `latest` is written "
                           "again) and the Served model version panel."),
     ]

@@ -75,6 +75,8 @@ class MonitoringConfig(_Model):
     storage_gib: int = Field(50, ge=5, le=16000)
     gpu_idle_minutes: int = Field(30, ge=1, le=1440)
     serving_p99_target_ms: int = Field(250, ge=1, le=60000)
+    #: How long serving pods may disagree on the model version before SentimentModelVersionSkew fires.
+    model_version_skew_minutes: int = Field(15, ge=1, le=1440)
 
     @field_validator("retention")
     @classmethod

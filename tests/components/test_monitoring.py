@@ -148,8 +148,12 @@ def _rules(spec):
 
 
 def test_alerts_use_config_thresholds():
-    cfg = cfg_for("dev", monitoring={"gpuIdleMinutes": 45, "servingP99TargetMs": 300})
+    cfg = cfg_for("dev", monitoring={"gpuIdleMinutes": 45, "servingP99TargetMs": 300, "modelVersionSkewMinutes": 7})
     rules = _rules(alerts.platform_rules(mon.MonitoringSettings.from_config(cfg)))
+    assert rules["SentimentModelVersionSkew"]["for"] == "7m"
+    assert "modelVersionSkewMinutes" in rules["SentimentModelVersionSkew"]["annotations"]["description"]
+    default = _rules(alerts.platform_rules(mon.MonitoringSettings.from_config(cfg_for("dev"))))
+    assert default["SentimentModelVersionSkew"]["for"] == "15m"
     assert rules["GpuNodeIdle"]["for"] == "45m" and "DCGM_FI_DEV_GPU_UTIL" in rules["GpuNodeIdle"]["expr"]
     assert rules["SentimentP99LatencyHigh"]["expr"].endswith("> 0.3")
     assert "histogram_quantile(0.99" in rules["SentimentP99LatencyHigh"]["expr"]
@@ -183,6 +187,7 @@ def test_queue_alert_follows_kueue_and_its_configured_wait():
 @pytest.mark.parametrize("raw,needle", [
     ({"monitoring": {"retention": "15 days"}}, "monitoring.retention: '15 days' must be a Prometheus duration"),
     ({"monitoring": {"gpuIdleMinutes": 0}}, "monitoring.gpuIdleMinutes"),
+    ({"monitoring": {"modelVersionSkewMinutes": 0}}, "monitoring.modelVersionSkewMinutes"),
     ({"monitoring": {"servingP99Target": 10}}, "monitoring.servingP99Target: unknown key; did you mean 'servingP99TargetMs'?"),
 ])
 def test_bad_monitoring_config(raw, needle):
