@@ -33,6 +33,7 @@ class Report:
     timings: dict[str, float] = field(default_factory=dict)
     helm_checked: list[str] = field(default_factory=list)       # "<release>: <chart> <version>"
     helm_not_checked: list[str] = field(default_factory=list)   # never counted as passed
+    warnings: list[Finding] = field(default_factory=list)       # printed, never a failure (infra/check/legacy.py)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +65,10 @@ def format_report(report: Report, *, title: str) -> str:
         lines.append("")
         lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     lines.append("")
+    if report.warnings:
+        lines.append(f"{len(report.warnings)} warning(s) (not failures):")
+        lines += [f"  {w}" for w in report.warnings]
+        lines.append("")
     if report.findings:
         lines.append(f"{len(report.findings)} finding(s):")
         lines += [f"  {f}" for f in report.findings]

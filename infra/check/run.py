@@ -16,6 +16,7 @@ import yaml
 
 from infra.check import helm_values
 from infra.check.checkov import run_checkov
+from infra.check.legacy import inf1_node_pools, inf1_serving
 from infra.check.objects import validate_objects
 from infra.check.report import Finding, Report
 from policy import rules
@@ -68,6 +69,8 @@ def check_stack(stack: str, out: Path, crd_dir: Path | None, *, with_checkov: bo
     t0 = time.perf_counter()
     report.findings += run_helm_values(report, result.preview)
     report.timings["helm_values"] = time.perf_counter() - t0
+    serving = result.cfg.serving
+    report.warnings += inf1_node_pools(objs) + inf1_serving(serving.device if serving.enabled else "")
     if with_checkov and objs:
         t0 = time.perf_counter()
         report.findings += run_checkov(out / "manifests")
@@ -81,6 +84,7 @@ def check_manifests(path: Path, crd_dir: Path | None, k8s_version: str, *, with_
     report = validate_objects(objs, k8s_version=k8s_version, crd_dir=crd_dir, stored=stored)
     report.findings = bad + report.findings
     report.findings += run_policy(stored, None, allow_public_lb=False)
+    report.warnings += inf1_node_pools(objs)
     if with_checkov and objs:
         report.findings += run_checkov(path)
     return report

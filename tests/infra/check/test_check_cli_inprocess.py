@@ -118,7 +118,8 @@ def _preview(values) -> dict:
 
 
 def _fake_render(monkeypatch, manifests, preview, *, public_lb=False):
-    cfg = types.SimpleNamespace(cluster=types.SimpleNamespace(version="1.34"), allow_public_load_balancers=public_lb)
+    cfg = types.SimpleNamespace(cluster=types.SimpleNamespace(version="1.34"), allow_public_load_balancers=public_lb,
+                                serving=types.SimpleNamespace(enabled=False, device="cpu"))
     result = types.SimpleNamespace(manifests=manifests, cfg=cfg, preview=preview)
     import infra.preview.render as render_mod
 
