@@ -52,9 +52,15 @@ upstream: $(VENV)/.runtime
 images:
 	bash scripts/build_images.sh
 
+## Benchmarks (not timed tests; README "Measured figures"): the serving ones on a model the trainer made from the
+## shipped sample (with its ONNX graphs), like the tests' fixture
+BENCH_MODELS := build/bench/models
 bench: deps
 	$(PY) bench/train_bench.py --out bench/results/train.json
-	$(PY) bench/serve_bench.py --out bench/results/serve.json
+	test -f $(BENCH_MODELS)/latest || $(PY) workloads/training/train.py --data workloads/training/data/sample \
+		--model-dir $(BENCH_MODELS) --checkpoint-dir build/bench/ckpt --epochs 2 --max-samples 480 --num-workers 0
+	$(PY) bench/serve_bench.py --variants --model-dir $(BENCH_MODELS) --out bench/results/serve-variants.json
+	$(PY) bench/serve_bench.py --profile --model-dir $(BENCH_MODELS) --out bench/results/serve.json
 
 clean:
 	rm -rf build .pytest_cache

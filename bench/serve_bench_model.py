@@ -1,7 +1,9 @@
 """The in-process figures of bench/serve_bench.py: the model alone, no HTTP.
 
-- ``measure_ceiling``: the server's model path (tokenize + forward + softmax) in full batches;
-- ``measure_variants``: CPU fp32 vs torch dynamic int8 vs ONNX Runtime (fp32, int8) on the eval sample.
+- ``measure_ceiling``: the server's own model path (``load_predictor``: tokenize + forward + softmax) with
+  the engine and thread count the server reported on /readyz, in full batches;
+- ``measure_variants``: every CPU engine (fp32 PyTorch, ONNX Runtime fp32 and int8, and torchao's int8 when
+  it is installed) at each thread count, with held-out accuracy and agreement with fp32.
 
 Imported by serve_bench.py (run as a script from this folder), never on its own.
 """
@@ -9,166 +11,114 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Sequence
 
 
-def _settings(model_dir: str, device: str, batch_size: int, quantize: str):
+def _settings(model_dir: str, device: str, batch_size: int, engine: str, threads: int):
     from workloads.sentiment.config import Settings
 
-    env = dict(os.environ, MODEL_DIR=model_dir, BACKEND=device, MAX_BATCH_SIZE=str(batch_size),
-               CPU_QUANTIZE=quantize, WARMUP="1")
+    env = dict(os.environ, MODEL_DIR=model_dir, BACKEND=device, MAX_BATCH_SIZE=str(batch_size), CPU_ENGINE=engine,
+               TORCH_THREADS=str(threads), WARMUP="1")
     return Settings.from_env(env)
 
 
-def measure_ceiling(model_dir: str, device: str, batch_size: int, quantize: str, texts: List[str],
+def _rate(predict: Callable[[List[str]], Any], texts: Sequence[str], batch_size: int, duration: float) -> float:
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < duration:
+        predict([texts[(n + k) % len(texts)] for k in range(batch_size)])
+        n += batch_size
+    return n / (time.perf_counter() - t0)
+
+
+def measure_ceiling(model_dir: str, device: str, batch_size: int, serving: Dict, texts: List[str],
                     duration: float) -> Dict:
-    """The server's model path (tokenize + forward + softmax) in full batches, no HTTP.
-
-    On CPU it is measured with every usable core and with 1 thread, and the better one counts:
-    with nothing else to serve, all cores is usually best, but on a busy machine 1 thread can be."""
-    import torch
-
-    from workloads.common.cpus import usable_cpus
+    """Texts/s of the model path alone with what the server serves with (``serving``: its /readyz body)."""
     from workloads.sentiment.model import load_predictor
 
-    runs = {}
-    thread_options = [usable_cpus(), 1] if device == "cpu" and usable_cpus() > 1 else [0]
-    for threads in thread_options:
-        settings = _settings(model_dir, device, batch_size, quantize)
-        settings = type(settings)(**dict(settings.as_dict(), torch_threads=threads))
-        predictor, load_s = load_predictor(settings)
-        n = done = 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < duration / len(thread_options):
-            batch = [texts[(n + k) % len(texts)] for k in range(batch_size)]
-            predictor.predict(batch)
-            n += batch_size
-            done += 1
-        elapsed = time.perf_counter() - t0
-        runs[threads] = {"texts_per_s": round(n / elapsed, 1), "batches": done, "threads": torch.get_num_threads(),
-                         "backend": predictor.backend, "quantization": predictor.quantization,
-                         "load_s": round(load_s, 2)}
-        del predictor
-        gc.collect()
-    best = max(runs.values(), key=lambda r: r["texts_per_s"])
-    res = dict(best, batch_size=batch_size, by_threads={str(r["threads"]): r["texts_per_s"] for r in runs.values()})
-    print(f"  ceiling   {res['texts_per_s']:>8.1f} texts/s (batch {batch_size}, {res['backend']}, "
-          f"{res['quantization']}, no HTTP; texts/s by torch threads {res['by_threads']})", flush=True)
+    engine = serving.get("engine", "auto") if device == "cpu" else "auto"
+    predictor, load_s = load_predictor(_settings(model_dir, device, batch_size, engine, serving.get("threads", 0)))
+    rate = _rate(predictor.predict, texts, batch_size, duration)
+    res = {"texts_per_s": round(rate, 1), "batch_size": batch_size, "backend": predictor.backend,
+           "engine": predictor.quantization, "threads": predictor.threads, "load_s": round(load_s, 2)}
+    print(f"  ceiling   {res['texts_per_s']:>8.1f} texts/s (batch {batch_size}, {res['backend']} {res['engine']}, "
+          f"{res['threads']} thread(s), no HTTP)", flush=True)
+    del predictor
+    gc.collect()
     return res
 
 
-def measure_variants(model_dir: str, rows: List[Dict], duration: float, batch_size: int, threads: int) -> Dict:
-    """CPU: fp32 vs torch dynamic int8 vs ONNX Runtime (fp32, int8) on the eval sample.
+def _with_onnx(model_dir: str, rows: List[Dict]) -> Path:
+    """The version folder, with the trainer's ONNX graphs: written into a copy when the folder has none."""
+    from workloads.common.onnx_artifacts import ONNX_META
+    from workloads.sentiment.artifacts import resolve_model_dir
+    from workloads.training.onnx_export import write_onnx
 
-    Accuracy needs a trained model and labelled rows; agreement is against fp32.
-    ONNX variants are skipped when onnx/onnxruntime are not importable (onnx needs
-    protobuf >= 6, which the Pulumi SDK's pin excludes: use a separate venv).
-    """
+    path = resolve_model_dir(model_dir).path
+    if (path / ONNX_META).is_file():
+        return path
+    copy = Path(tempfile.mkdtemp(prefix="serve-bench-onnx-")) / path.name
+    shutil.copytree(path, copy)
+    write_onnx(copy, [r for r in rows if r.get("label") is not None], 256)
+    return copy
+
+
+def _engines(version_dir: Path, threads: int) -> Dict[str, Any]:
+    from workloads.sentiment.artifacts import ResolvedModel
+    from workloads.sentiment.model import TorchPredictor
+    from workloads.sentiment.onnx_backend import OrtPredictor
+
+    resolved = ResolvedModel(path=version_dir, version=version_dir.name)
+    engines: Dict[str, Any] = {"torch-fp32": TorchPredictor(resolved, threads=threads),
+                               "onnx-fp32": OrtPredictor(resolved, engine="onnx-fp32", threads=threads),
+                               "onnx-int8": OrtPredictor(resolved, engine="onnx-int8", threads=threads)}
+    try:  # torchao's eager int8 (PyTorch's successor to torch.ao.quantization): measured when installed
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        ao = TorchPredictor(resolved, threads=threads)
+        quantize_(ao.model, Int8DynamicActivationInt8WeightConfig())
+        ao.quantization = "torchao-int8"
+        engines["torchao-int8"] = ao
+    except ImportError as exc:
+        print(f"  (torchao-int8 not measured: {exc})")
+    return engines
+
+
+def measure_variants(model_dir: str, rows: List[Dict], duration: float, batch_size: int,
+                     thread_counts: Sequence[int]) -> Dict:
+    """Every CPU engine at each thread count: texts/s in batches and one at a time, held-out accuracy,
+    label agreement and the largest score difference against fp32 PyTorch."""
     import torch
 
-    from workloads.sentiment.artifacts import resolve_model_dir
-    from workloads.sentiment.model import TorchPredictor
-
-    resolved = resolve_model_dir(model_dir)
+    version_dir = _with_onnx(model_dir, rows)
     texts = [r["text"] for r in rows]
     labels = [r.get("label") for r in rows]
-    variants: Dict[str, object] = {
-        "torch-fp32": TorchPredictor(resolved, quantize="none", threads=threads),
-        "torch-dynamic-int8": TorchPredictor(resolved, quantize="dynamic-int8", threads=threads),
-    }
-    try:
-        # A model instance of its own: the TorchScript-based exporter leaves the module it traced altered.
-        variants.update(_onnx_variants(resolved, TorchPredictor(resolved, quantize="none", threads=threads),
-                                       threads))
-    except ImportError as exc:
-        print(f"  (ONNX Runtime variants skipped: {exc})")
-
-    def timed(pred, bs: int) -> float:
-        n = 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < duration:
-            pred.predict([texts[(n + k) % len(texts)] for k in range(bs)])
-            n += bs
-        return n / (time.perf_counter() - t0)
-
-    ref = None
+    scored = [y is not None for y in labels]
     out: Dict[str, Dict] = {}
-    for name, pred in variants.items():
-        pred.predict(texts[:batch_size])  # warm
-        batched = []
-        for i in range(0, len(texts), batch_size):
-            batched.extend(pred.predict(texts[i:i + batch_size]))
-        single = [pred.predict([t])[0] for t in texts[:100]]
-        if ref is None:
-            ref = batched
-        pos = [1 if r["label"] == "POSITIVE" else 0 for r in batched]
-        acc = (sum(int(p == y) for p, y in zip(pos, labels) if y is not None) / max(1, sum(y is not None for y in labels)))
-        out[name] = {
-            "texts_per_s_batch": round(timed(pred, batch_size), 1),
-            "texts_per_s_single": round(timed(pred, 1), 1),
-            "accuracy": round(acc, 4) if any(y is not None for y in labels) else None,
-            "agreement_with_fp32": round(sum(a["label"] == b["label"] for a, b in zip(batched, ref)) / len(ref), 4),
-            "max_score_diff_vs_fp32": round(max(abs(a["score"] - b["score"]) for a, b in zip(batched, ref)), 4),
-            "max_score_diff_single_vs_batched": round(
-                max(abs(a["score"] - b["score"]) for a, b in zip(single, batched[:100])), 4),
-        }
-        print(f"  {name:<20} batch{batch_size} {out[name]['texts_per_s_batch']:>7.1f} t/s  single "
-              f"{out[name]['texts_per_s_single']:>6.1f} t/s  acc {out[name]['accuracy']}  agree "
-              f"{out[name]['agreement_with_fp32']}  max|dscore| {out[name]['max_score_diff_vs_fp32']}  "
-              f"single-vs-batched {out[name]['max_score_diff_single_vs_batched']}", flush=True)
-    return {"threads": threads or torch.get_num_threads(), "batch_size": batch_size, "n_texts": len(texts),
-            "variants": out}
-
-
-def _onnx_variants(resolved, fp32, threads: int) -> Dict[str, object]:
-    import numpy as np
-    import onnx  # noqa: F401  the exporter needs it
-    import onnxruntime as ort
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-
-    class Logits(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-
-    example = fp32._tensors(fp32._encode(["an example", "a slightly longer example sentence"]))
-    f32 = tmp / "model.onnx"
-    torch.onnx.export(Logits(fp32.model), tuple(example[n] for n in names), str(f32), input_names=names,
-                      output_names=["logits"], opset_version=17, dynamo=False,
-                      dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "logits": {0: "batch"}})
-    i8 = tmp / "model.int8.onnx"
-    quantize_dynamic(str(f32), str(i8), weight_type=QuantType.QInt8)
-
-    class OrtPredictor:
-        def __init__(self, path: Path) -> None:
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = threads or torch.get_num_threads()
-            so.inter_op_num_threads = 1
-            self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-        def predict(self, batch: List[str]) -> List[Dict]:
-            from workloads.sentiment.model import _plan_groups
-
-            ids = fp32._encode(batch)
-            res: List[Optional[Dict]] = [None] * len(ids)
-            for group in _plan_groups([len(x) for x in ids]):
-                feed = fp32._tensors([ids[i] for i in group])
-                logits = self.sess.run(None, {n: feed[n].numpy() for n in names})[0]
-                e = np.exp(logits - logits.max(-1, keepdims=True))
-                p = e / e.sum(-1, keepdims=True)
-                for i, row in zip(group, p):
-                    k = int(row.argmax())
-                    res[i] = {"label": fp32.labels[k], "score": float(row[k])}
-            return res  # type: ignore[return-value]
-
-    return {"onnxruntime-fp32": OrtPredictor(f32), "onnxruntime-int8": OrtPredictor(i8)}
+    for threads in thread_counts:
+        ref = None
+        for name, pred in _engines(version_dir, threads).items():
+            torch.set_num_threads(threads)
+            batched = [r for i in range(0, len(texts), batch_size) for r in pred.predict(texts[i:i + batch_size])]
+            ref = ref or batched
+            pos = [int(r["label"] == "POSITIVE") for r in batched]
+            acc = sum(int(p == y) for p, y, s in zip(pos, labels, scored) if s) / max(1, sum(scored))
+            row = {"threads": threads, "engine": name,
+                   "texts_per_s_batch": round(_rate(pred.predict, texts, batch_size, duration), 1),
+                   "texts_per_s_single": round(_rate(pred.predict, texts, 1, duration / 2), 1),
+                   "accuracy": round(acc, 4) if any(scored) else None,
+                   "agreement_with_fp32": round(sum(a["label"] == b["label"] for a, b in zip(batched, ref))
+                                                / len(ref), 4),
+                   "max_score_diff_vs_fp32": round(max(abs(a["score"] - b["score"]) for a, b in zip(batched, ref)),
+                                                   4)}
+            out[f"{name}@{threads}"] = row
+            print(f"  {name:<13} {threads} thread(s)  batch{batch_size} {row['texts_per_s_batch']:>7.1f} t/s  "
+                  f"single {row['texts_per_s_single']:>6.1f} t/s  acc {row['accuracy']}  agree "
+                  f"{row['agreement_with_fp32']}  max|dscore| {row['max_score_diff_vs_fp32']}", flush=True)
+            del pred
+            gc.collect()
+    return {"batch_size": batch_size, "n_texts": len(texts), "version_dir": str(version_dir), "variants": out}

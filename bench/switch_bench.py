@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_bench import Process, _post, build_untrained_model, free_port, load_eval, percentile  # noqa: E402
+from serve_bench_load import Process, _post, build_untrained_model, free_port, load_eval, percentile  # noqa: E402
 
 VERSION_HEADER = "x-model-version"
 

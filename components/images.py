@@ -2,8 +2,8 @@
 or the prebuilt references of ``images.*`` when ``images.build`` is false.
 
 For each needed image (``infra.config.needed_images``: the CPU trainer for data prep and CPU training,
-the GPU trainer for GPU training, the sentiment server for CPU/CUDA serving or its Neuron variant for
-inf1) it creates:
+the GPU trainer for GPU training, the sentiment server for CPU/CUDA serving or its Neuron variants for
+inf1 (torch-neuron) and inf2 (torch-neuronx)) it creates:
 
 - ``aws.ecr.Repository`` ``<cluster>/<image>``: immutable tags, scan on push, KMS encryption (the
   AWS-managed key); ``force_delete`` only on an ephemeral stack, so a teardown never strands images
@@ -61,6 +61,7 @@ def image_builds(cfg: PlatformConfig) -> dict[str, ImageBuild]:
         "server": ImageBuild("server", "sentiment", "workloads/sentiment/Dockerfile",
                              {"TORCH_INDEX_URL": server_index}),
         "serverNeuron": ImageBuild("serverNeuron", "sentiment-neuron", "workloads/sentiment/Dockerfile.neuron", {}),
+        "serverNeuronx": ImageBuild("serverNeuronx", "sentiment-neuronx", "workloads/sentiment/Dockerfile.neuronx", {}),
     }
 
 

@@ -61,6 +61,7 @@ DESCRIPTIONS: dict[str, str] = {
     "images.trainerGpu": "With build false: the GPU trainer (GPU training), pinned by tag or digest.",
     "images.server": "With build false: the sentiment server (CPU/CUDA serving), pinned by tag or digest.",
     "images.serverNeuron": "With build false: the inf1 sentiment server, pinned by tag or digest.",
+    "images.serverNeuronx": "With build false: the inf2 sentiment server (torch-neuronx), pinned by tag or digest.",
     "allowPublicLoadBalancers": "Allow internet-facing load balancers (off: everything is internal).",
     "tags": "Extra AWS tags on every resource (AWS provider default tags).",
     "grafanaAdminPassword": "Secret. Grafana admin password; generated when unset. Set with `pulumi config set --secret`.",

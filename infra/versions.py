@@ -100,12 +100,13 @@ IMAGES: dict[str, str] = {
     # The workload images' public release images, tag-pinned. The stack does not run these by default:
     # with images.build true (the default) components/images.py builds workloads/*/Dockerfile* into ECR
     # and the workloads run those by digest. With images.build false, point images.trainer, trainerGpu,
-    # server and serverNeuron at these (or your own mirror of them). The pure manifest builders also
+    # server, serverNeuron and serverNeuronx at these (or your own mirror of them). The pure manifest builders also
     # fall back to them when given no built image (tests, `describe`).
     "trainer": "ghcr.io/eks-ml-platform/trainer:0.1.0",
     "trainer_gpu": "ghcr.io/eks-ml-platform/trainer-gpu:0.1.0",
     "sentiment": "ghcr.io/eks-ml-platform/sentiment:0.1.0",
     "sentiment_neuron": "ghcr.io/eks-ml-platform/sentiment-neuron:0.1.0",
+    "sentiment_neuronx": "ghcr.io/eks-ml-platform/sentiment-neuronx:0.1.0",
     "busybox": "public.ecr.aws/docker/library/busybox:1.37.0",
     # Ceph Tentacle: the image rook v1.20.6 pins in deploy/examples/cluster-on-pvc.yaml
     "ceph": "quay.io/ceph/ceph:v20.2.4",

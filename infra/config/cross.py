@@ -15,7 +15,7 @@ from infra.config.base import cpu_millis, memory_bytes
 from infra.config.images import IMAGE_KEYS, ImagesConfig
 from infra.config.network import VpcConfig
 from infra.config.node_pools import NodePoolConfig, cpu_pool
-from infra.config.serving import SERVING_DEVICE_ACCELERATOR, ServingConfig
+from infra.config.serving import DEVICE_RESOURCE, SERVING_DEVICE_ACCELERATOR, ServingConfig
 from infra.config.training import TrainingConfig
 from infra.config.queue import queue_problems
 
@@ -59,6 +59,7 @@ def platform_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     a, out = cfg.addons, []
     workloads = [w for w, on in (("training", cfg.training.enabled), ("serving", cfg.serving.enabled)) if on]
     devices = {("serving.device", "inf1"): ("neuron", "the Neuron device plugin (aws.amazon.com/neuron)"),
+               ("serving.device", "inf2"): ("neuron", "the Neuron device plugin (aws.amazon.com/neuroncore)"),
                ("serving.device", "gpu"): ("nvidiaDevicePlugin", "the NVIDIA device plugin (nvidia.com/gpu)"),
                ("training.device", "gpu"): ("nvidiaDevicePlugin", "the NVIDIA device plugin (nvidia.com/gpu)")}
     for (key, device), (addon, what) in devices.items():
@@ -120,7 +121,7 @@ def needed_images(cfg: StackConfig) -> list[str]:
         if tr.kind == "PyTorchJob" and not tr.image and tr.device == "gpu":
             out.append("trainerGpu")
     if sv.enabled and not sv.image:
-        out.append("serverNeuron" if sv.device == "inf1" else "server")
+        out.append({"inf1": "serverNeuron", "inf2": "serverNeuronx"}.get(sv.device, "server"))
     return out
 
 
@@ -135,7 +136,8 @@ def images_problems(cfg: StackConfig) -> list[tuple[str, str]]:
     why = {"trainer": "data prep (and CPU training) runs the CPU trainer image",
            "trainerGpu": "GPU training runs the GPU trainer image (or set training.image)",
            "server": f"{cfg.serving.device} serving runs the sentiment server image (or set serving.image)",
-           "serverNeuron": "inf1 serving runs the Neuron sentiment server image (or set serving.image)"}
+           "serverNeuron": "inf1 serving runs the Neuron sentiment server image (or set serving.image)",
+           "serverNeuronx": "inf2 serving runs the torch-neuronx sentiment server image (or set serving.image)"}
     return [(f"images.{k}", f"is required with images.build: false: {why[k]}; set a reference pinned by tag or "
              "digest, e.g. the release image in infra/versions.py")
             for k in needed_images(cfg) if im.ref(k) is None]
@@ -144,9 +146,12 @@ def images_problems(cfg: StackConfig) -> list[tuple[str, str]]:
 def serving_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
     """Serving checks that need the whole config (node pools, add-ons, VPC); run when serving is enabled."""
     problems: list[tuple[str, str]] = []
-    want = {"inf1": "inf1", "gpu": "nvidia"}.get(cfg.serving.device)
+    device = cfg.serving.device
+    want = SERVING_DEVICE_ACCELERATOR[device] if device != "cpu" else None
     if want and not any(p.accelerator == want for p in pools):
-        problems.append(("serving.device", f"{cfg.serving.device} needs a node pool with accelerator {want}"))
+        problems.append(("serving.device", f"{device} needs a node pool with accelerator {want}, and nodePools has "
+                         f"none (pools: {', '.join(f'{p.name} ({p.accelerator})' for p in pools) or 'none'}): add "
+                         f"one to nodePools (the staging and prod defaults have inf1 and inf2) or change serving.device"))
     if cfg.serving.public and not cfg.allow_public_load_balancers:
         problems.append(("serving.public", "a public endpoint needs allowPublicLoadBalancers: true"))
     if cfg.serving.exposure != "none" and not cfg.addons.load_balancer_controller.enabled:
@@ -155,7 +160,16 @@ def serving_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tupl
                          f"serving.exposure {cfg.serving.exposure} needs the AWS Load Balancer Controller "
                          f"({what} never gets a load balancer without it); enable it or set "
                          "serving.exposure: none"))
-    return problems + serving_pool_problems(cfg, pools) + gpu_sharing_problems(cfg, pools)
+    return problems + serving_pool_problems(cfg, pools) + gpu_sharing_problems(cfg, pools) + compile_job_problems(cfg, pools)
+
+
+def compile_job_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
+    """The Neuron compile CronJob (inf1/inf2 serving) runs on a pool without an accelerator: the compilers
+    (neuron-cc, neuronx-cc) need CPUs only, so it never holds a Neuron device serving could use."""
+    if cfg.serving.neuron_device and cpu_pool(pools) is None:
+        return [("nodePools", f"serving.device {cfg.serving.device} compiles its model in a CronJob on a node pool "
+                 "without an accelerator, and nodePools has none; add one (accelerator: none)")]
+    return []
 
 
 def gpu_sharing_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list[tuple[str, str]]:
@@ -188,7 +202,8 @@ def serving_pool_problems(cfg: StackConfig, pools: list[NodePoolConfig]) -> list
             out.append(("serving.device", "cpu needs a node pool without an accelerator"))
         return out  # inf1/gpu without a pool are reported above
     limit = sv.device_limit(pool)
-    unit = {"inf1": "aws.amazon.com/neuron devices", "gpu": "GPUs"}.get(sv.device)
+    unit = {"inf1": f"{DEVICE_RESOURCE['inf1']} devices", "inf2": f"NeuronCores ({DEVICE_RESOURCE['inf2']})",
+            "gpu": "GPUs"}.get(sv.device)
     if limit is not None and sv.replicas > limit:
         out.append(("serving.replicas", f"{sv.replicas} replicas need {sv.replicas} {unit} but pool {pool.name!r} "
                     f"may launch {limit} (limits)"))

@@ -6,10 +6,11 @@ Which images a stack needs (``needed_images``):
 - ``trainer`` (the CPU trainer) whenever training is enabled: data prep always runs it, and a CPU
   PyTorchJob does too (unless ``training.image`` replaces the job's image);
 - ``trainerGpu`` for a GPU PyTorchJob without ``training.image`` (a TFJob always brings its own image);
-- ``server`` for CPU or CUDA serving, ``serverNeuron`` for inf1 serving, unless ``serving.image`` is set.
+- ``server`` for CPU or CUDA serving, ``serverNeuron`` for inf1 serving (torch-neuron), ``serverNeuronx`` for
+  inf2 serving (torch-neuronx), unless ``serving.image`` is set.
 
 With ``build: true`` (the default) the stack builds exactly those into ECR (components/images.py) and
-the four reference keys are refused: they would be silently ignored. With ``build: false`` each needed
+the reference keys are refused: they would be silently ignored. With ``build: false`` each needed
 key must be set to a reference pinned by tag or digest.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pydantic import Field, field_validator
 from infra.config.base import IMAGE_RE, _Model, pinned_image
 
 # config key -> field name
-IMAGE_KEYS = {"trainer": "trainer", "trainerGpu": "trainer_gpu", "server": "server", "serverNeuron": "server_neuron"}
+IMAGE_KEYS = {"trainer": "trainer", "trainerGpu": "trainer_gpu", "server": "server", "serverNeuron": "server_neuron",
+              "serverNeuronx": "server_neuronx"}
 _UNTAGGED_RE = re.compile(IMAGE_RE.pattern.rsplit("(:[A-Za-z0-9_]", 1)[0] + "$")
 
 
@@ -44,8 +46,9 @@ class ImagesConfig(_Model):
     trainer_gpu: Optional[str] = None  # with build false: the GPU trainer
     server: Optional[str] = None  # with build false: the sentiment server (CPU and CUDA serving)
     server_neuron: Optional[str] = None  # with build false: the sentiment server for inf1
+    server_neuronx: Optional[str] = None  # with build false: the sentiment server for inf2 (torch-neuronx)
 
-    @field_validator("trainer", "trainer_gpu", "server", "server_neuron")
+    @field_validator("trainer", "trainer_gpu", "server", "server_neuron", "server_neuronx")
     @classmethod
     def _ref(cls, v: Optional[str]) -> Optional[str]:
         return image_ref(v)

@@ -367,31 +367,31 @@ def efa_types(families: list[str], sizes: list[str]) -> list[str]:
 
 
 def default_node_pools(environment: str) -> list[NodePoolConfig]:
-    spot_first = ["spot", "on-demand"]
-    prod = environment == "prod"
-    return [
+    """cpu, gpu and inf1 in every environment; inf2 in staging and prod (their stack files serve on it)."""
+    prod, dev, spot_first = environment == "prod", environment == "dev", ["spot", "on-demand"]
+    # accelerator pools: empty nodes go after 5 minutes, at most a fifth at a time, a week's lifetime
+    accel = dict(consolidation_policy="WhenEmpty", consolidate_after="5m", budgets=[DisruptionBudget(nodes="20%")], expire_after="168h")
+    neuron = dict(cpu=32 if not prod else 192, memory="128Gi" if not prod else "768Gi", neuron=4 if not prod else 24)
+    pools = [
         NodePoolConfig(
             name="cpu", instance_families=["m6i", "m7i", "c6i", "c7i", "r6i"], capacity_types=spot_first,
             limits=PoolLimits(cpu=64 if not prod else 512, memory="256Gi" if not prod else "2048Gi"),
-            consolidation_policy="WhenEmptyOrUnderutilized", consolidate_after="60s",
-        ),
+            consolidation_policy="WhenEmptyOrUnderutilized", consolidate_after="60s"),
         NodePoolConfig(
             name="gpu", accelerator="nvidia", instance_families=["g5", "g6", "g6e"] if not prod else ["g5", "g6", "g6e", "p4d", "p5"],
             capacity_types=spot_first, limits=PoolLimits(cpu=96 if not prod else 1024, memory="768Gi" if not prod else "8192Gi", gpu=4 if not prod else 32),
-            consolidation_policy="WhenEmpty", consolidate_after="5m", root_volume_gib=200,
-            budgets=[DisruptionBudget(nodes="20%")], expire_after="168h",
-        ),
-        # dev: spot inf1.xlarge as in the seed (1 Inferentia device, 4 NeuronCores per node);
-        # staging/prod: larger sizes too, spot with on-demand fallback.
-        NodePoolConfig(
-            name="inf1", accelerator="inf1", instance_families=["inf1"],
-            instance_sizes=["xlarge"] if environment == "dev" else ["xlarge", "2xlarge"] if not prod else ["xlarge", "2xlarge", "6xlarge"],
-            capacity_types=["spot"] if environment == "dev" else spot_first,
-            limits=PoolLimits(cpu=32 if not prod else 192, memory="128Gi" if not prod else "768Gi", neuron=4 if not prod else 24),
-            consolidation_policy="WhenEmpty", consolidate_after="5m", root_volume_gib=150,
-            budgets=[DisruptionBudget(nodes="20%")], expire_after="168h",
-        ),
+            root_volume_gib=200, **accel),
+        # dev: spot inf1.xlarge as in the seed (1 Inferentia device, 4 NeuronCores per node); staging/prod: larger sizes,
+        # spot with on-demand fallback, and inf2 beside it (inf2.xlarge: 1 Inferentia2 device, 2 NeuronCores-v2).
+        NodePoolConfig(name="inf1", accelerator="inf1", instance_families=["inf1"], capacity_types=["spot"] if dev else spot_first,
+                       instance_sizes=["xlarge"] if dev else ["xlarge", "2xlarge"] if not prod else ["xlarge", "2xlarge", "6xlarge"],
+                       limits=PoolLimits(**neuron), root_volume_gib=150, **accel),
     ]
+    if not dev:
+        pools.append(NodePoolConfig(name="inf2", accelerator="inf2", instance_families=["inf2"], capacity_types=spot_first,
+                                    instance_sizes=["xlarge", "8xlarge"] + (["24xlarge"] if prod else []), limits=PoolLimits(**neuron),
+                                    root_volume_gib=150, **accel))
+    return pools
 
 
 def cpu_pool(pools: list[NodePoolConfig]) -> Optional[NodePoolConfig]:

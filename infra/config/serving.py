@@ -10,11 +10,24 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra.config.base import pinned_image, pool_name, positive_cpu, DNS_LABEL_RE, QUANTITY_RE, _cidr, _Model, cpu_millis
 from infra.config.node_pools import NodePoolConfig
+from infra.config.training import cron_problem
 
 HOSTNAME_RE = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:certificate/[0-9a-f-]{36}$")
 MODEL_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the server's MODEL_VERSION accepts the same
-SERVING_DEVICE_ACCELERATOR = {"inf1": "inf1", "gpu": "nvidia", "cpu": "none"}
+SERVING_DEVICE_ACCELERATOR = {"inf1": "inf1", "inf2": "inf2", "gpu": "nvidia", "cpu": "none"}
+NEURON_DEVICES = ("inf1", "inf2")
+# The accelerator resource one serving replica requests (the Neuron device plugin advertises both
+# aws.amazon.com/neuron, whole devices, and aws.amazon.com/neuroncore, single cores). inf1 keeps whole devices
+# (as the seed: inf1.xlarge has one device of 4 NeuronCores-v1). inf2 takes one NeuronCore-v2: the compiled
+# sentiment model runs on a single core, and every Inferentia2 device has 2 (inf2.xlarge: 1 device), so a whole
+# device per replica would leave half of each accelerator idle. The device plugin allocates cores and sets
+# NEURON_RT_VISIBLE_CORES. Only multi-core requests need the Neuron scheduler extension (installed with the chart,
+# schedulerName my-scheduler) to get connected cores, so the server keeps the default scheduler. Pool limits stay
+# in devices (limits.neuron, Karpenter's aws.amazon.com/neuron): a pool holds limits.neuron x NEURONCORES_PER_DEVICE
+# inf2 replicas.
+DEVICE_RESOURCE = {"inf1": "aws.amazon.com/neuron", "inf2": "aws.amazon.com/neuroncore", "gpu": "nvidia.com/gpu"}
+NEURONCORES_PER_DEVICE = {"inf2": 2}  # Inferentia2: 2 NeuronCores-v2 per device, every size
 
 
 class ServingResources(_Model):
@@ -111,11 +124,38 @@ class GpuSharing(_Model):
         return labels
 
 
+class NeuronServingConfig(_Model):
+    """``serving.neuron`` (device inf1 or inf2): the shapes the model is compiled for, and where it is compiled.
+
+    The compile CronJob (workloads/sentiment/compile_job.py) compiles the serving version for these shapes
+    next to it on the models volume every ``compileSchedule`` (a no-op once it is there); the server loads that
+    artifact only when its version and shapes match, and exits with the remedy otherwise, unless
+    ``compileAtStartup`` lets every pod compile into its own /tmp (minutes per pod)."""
+
+    batch_size: int = Field(8, ge=1, le=1024, description="the compiled batch size (every call is padded to it)")
+    seq_len: int = Field(128, ge=8, le=512, description="the compiled tokens per text (the model takes 512 at most)")
+    compile_at_startup: bool = False
+    compile_schedule: str = "*/10 * * * *"
+
+    @field_validator("compile_schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        text = " ".join(str(v).split())
+        if text.startswith(("TZ=", "CRON_TZ=")):
+            raise ValueError(f"{text!r}: a TZ= prefix is refused by Kubernetes; give a 5-field cron (in UTC) "
+                             "such as '*/10 * * * *'")
+        problem = cron_problem(text)
+        if problem:
+            raise ValueError(f"{problem} (a 5-field cron such as '*/10 * * * *')")
+        return text
+
+
 class ServingConfig(_Model):
     """The sentiment-analysis Deployment (workloads/sentiment)."""
 
     enabled: bool = True
-    device: Literal["inf1", "gpu", "cpu"] = "inf1"
+    # inf1 stays the default everywhere: changing it would move existing stacks' serving hardware
+    device: Literal["inf1", "inf2", "gpu", "cpu"] = "inf1"
     replicas: int = Field(3, ge=1, le=100)  # the floor: initial count and the autoscaler's minimum
     image: Optional[str] = None
     exposure: Literal["ingress", "loadBalancer", "none"] = "ingress"
@@ -130,6 +170,8 @@ class ServingConfig(_Model):
     max_batch_wait_ms: float = Field(5, ge=0, le=1000)
     max_queue: int = Field(512, ge=1, le=1000000)
     workers: int = Field(1, ge=1, le=64)
+    # device cpu: the server's CPU_ENGINE (auto: the trainer's fastest ONNX graph within the accuracy budget)
+    cpu_engine: Literal["auto", "onnx-int8", "onnx-fp32", "torch-fp32"] = "auto"
     startup_timeout_seconds: int = Field(600, ge=30, le=3600)
     zone_spread: Optional[Literal["required", "preferred"]] = None  # default: required in prod, preferred otherwise
     ingress: ServingIngressConfig = ServingIngressConfig()
@@ -138,6 +180,25 @@ class ServingConfig(_Model):
     # latest: follow the version the trainer promoted (MODEL_DIR/latest); a version name pins it (a rollback)
     model_version: str = "latest"
     gpu_sharing: Optional[GpuSharing] = None  # device gpu only: several pods per GPU on the serving pool
+    neuron: NeuronServingConfig = NeuronServingConfig()  # device inf1/inf2: compiled shapes and the compile job
+
+    @field_validator("neuron")
+    @classmethod
+    def _neuron(cls, v: NeuronServingConfig, info: ValidationInfo) -> NeuronServingConfig:
+        device = info.data.get("device")
+        if v.model_fields_set and device is not None and device not in NEURON_DEVICES:
+            raise ValueError(f"sets the compiled Neuron model; it needs device inf1 or inf2 (device is {device}): "
+                             "remove serving.neuron or set device: inf2")
+        return v
+
+    @field_validator("cpu_engine")
+    @classmethod
+    def _engine(cls, v: str, info: ValidationInfo) -> str:
+        device = info.data.get("device")
+        if v != "auto" and device is not None and device != "cpu":
+            raise ValueError(f"picks the CPU inference engine; it needs device cpu (device is {device}): remove "
+                             "cpuEngine or set device: cpu")
+        return v
 
     @field_validator("gpu_sharing")
     @classmethod
@@ -212,11 +273,23 @@ class ServingConfig(_Model):
         want = SERVING_DEVICE_ACCELERATOR[self.device]
         return next((p for p in pools if p.accelerator == want), None)
 
+    @property
+    def neuron_device(self) -> bool:
+        return self.device in NEURON_DEVICES
+
+    @property
+    def replicas_per_device(self) -> int:
+        """Replicas one accelerator device holds: replicasPerGpu with gpuSharing, the NeuronCores of an inf2
+        device (a replica takes one core), else 1."""
+        if self.gpu_sharing:
+            return self.gpu_sharing.replicas_per_gpu
+        return NEURONCORES_PER_DEVICE.get(self.device, 1)
+
     def device_limit(self, pool: "NodePoolConfig") -> Optional[int]:
-        """How many replicas the pool's accelerator devices hold (one per replica, replicasPerGpu per GPU with
-        gpuSharing); None on CPU."""
-        limit = {"inf1": pool.limits.neuron, "gpu": pool.limits.gpu}.get(self.device)
-        return limit * self.gpu_sharing.replicas_per_gpu if limit and self.gpu_sharing else limit
+        """How many replicas the pool's accelerator devices hold (``replicas_per_device`` per device the pool
+        may launch); None on CPU."""
+        limit = {"inf1": pool.limits.neuron, "inf2": pool.limits.neuron, "gpu": pool.limits.gpu}.get(self.device)
+        return limit * self.replicas_per_device if limit else limit
 
     def max_replicas_for(self, pool: "NodePoolConfig") -> int:
         """``maxReplicas``, or by default twice ``replicas`` capped at the pool's device limit (never below replicas)."""

@@ -29,7 +29,8 @@
   or not (reservations are billed every hour); the nodes launched into them cost nothing more:
   they count against the pool's limits and serving replicas take their devices first.
 * **serving**: the sample sentiment Deployment keeps ``serving.replicas`` pods on its device
-  (one device each, or, on cpu, the pod's own requests and one pod per node) all the time;
+  (one device each; one NeuronCore each on inf2, two per device; ``replicasPerGpu`` per shared GPU; or, on
+  cpu, the pod's own requests and one pod per node) all the time;
   ``idle_with_serving_usd_per_hour`` adds that, priced at spot where the pool allows spot
   (Karpenter launches spot first), at on-demand otherwise.
 * **max** $/hour: idle plus every NodePool filled to its ``limits`` (Karpenter never launches
@@ -41,7 +42,8 @@
 
 Excluded (usage-based or transient): NAT data processing ($/GB), load balancer LCUs, data
 transfer, CloudWatch logs, EBS snapshots, ECR storage, and transient pods (OSD prepare jobs,
-data-prep and training jobs) with the nodes they start. PVCs on ``ceph-block`` /
+data-prep and training jobs, the Neuron compile CronJob's short runs on the cpu pool) with the nodes
+they start. PVCs on ``ceph-block`` /
 ``ceph-filesystem`` (Prometheus, Alertmanager, Grafana, datasets, models) are thin RBD/CephFS
 images inside the OSD volumes, which are billed in full; a note compares what they may grow to
 with Ceph's usable capacity. ``estimate(cfg)`` is pure: the same config and table give the same

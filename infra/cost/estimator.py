@@ -16,7 +16,8 @@ CEPH_NEARFULL_RATIO = 0.85  # Ceph's default mon_osd_nearfull_ratio: HEALTH_WARN
 # Compressed size in ECR of each workload image (components/images.py), estimated from its contents: CPU torch
 # wheels for the CPU trainer and the CPU server, CUDA torch with its nvidia-* wheels for the GPU trainer and
 # the CUDA server, torch-neuron 1.13 for inf1.
-ECR_IMAGE_GIB = {"trainer": 2.5, "trainerGpu": 8.0, "server": 1.2, "server_cuda": 8.0, "serverNeuron": 4.0}
+ECR_IMAGE_GIB = {"trainer": 2.5, "trainerGpu": 8.0, "server": 1.2, "server_cuda": 8.0, "serverNeuron": 4.0,
+                 "serverNeuronx": 6.0}  # torch-neuronx + neuronx-cc on PyTorch 2.x
 
 
 def ecr_image_gib(cfg: Any) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 On cpu the Deployment's own requests are packed first into the room the always-on nodes leave, then
 onto new nodes of the cheapest fitting type (one replica per node); on an accelerator, one device
-per replica on the cheapest hosting instance type.
+per replica on the cheapest hosting instance type, except where a device holds several replicas
+(``serving.replicas_per_device``): a GPU shared by ``gpuSharing``, or an inf2 device, whose two NeuronCores
+take one replica each (``aws.amazon.com/neuroncore: 1``).
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -
     serving = cfg.serving
     types, _ = pool_types(pool, led.prices)
     dim = ACCEL_DIM.get(pool.accelerator, "vcpu")
-    # With gpuSharing each GPU holds replicasPerGpu replicas: the node price is divided among them.
-    per = serving.gpu_sharing.replicas_per_gpu if serving.gpu_sharing and dim == "gpu" else 1
+    # With gpuSharing each GPU holds replicasPerGpu replicas, an inf2 device one per NeuronCore: the node price is
+    # divided among them (the price table counts Neuron devices).
+    per = serving.replicas_per_device if dim in ("gpu", "neuron") else 1
     # Devices of the pool's reservations are already paid (idle floor): replicas take them first.
     held = int(reserved_amount(led.prices, reserved.get(pool.name, []), dim)) * per
     need = max(0, serving.replicas - held)
@@ -69,7 +72,10 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -
         return 0.0, None
     spot_ok = "spot" in pool.capacity_types
     key = "spot" if spot_ok else "on_demand"
-    devices = -(-need // per)  # ceil: a partly shared GPU costs a whole one
+    devices = -(-need // per)  # ceil: a partly used GPU or Neuron device costs a whole one
+    if per > 1 and serving.zone_spread_for(cfg.environment) == "required":
+        # replicas sharing a device spread over every zone first (required zone spread): a device per zone at least
+        devices = max(devices, min(need, cfg.vpc.az_count))
     best = _cheapest_hosting(types, dim, devices, key)
     od = _cheapest_hosting(types, dim, devices, "on_demand")
     if not best:
@@ -79,8 +85,7 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -
     led.add(f"serving: {need} replicas on {count} x {name} "
             f"({'spot' if spot_ok else 'on-demand'})", "compute", count,
             "node", types[name][key], scope="serving",
-            note=((f"{per} replicas per shared GPU ({serving.gpu_sharing.strategy}): {devices} GPUs; " if per > 1
-                   else f"one {dim} per replica; ") + f"on-demand: ${od[2]:.4f}/h") if od else "")
+            note=(_per_device_note(serving, per, devices, dim) + f"on-demand: ${od[2]:.4f}/h") if od else "")
     root = pool.root_volume
     vol = led.add(f"serving node root volumes ({count} x {root} GiB gp3)", "storage",
                   count * root, "GiB", led.gp3_hour, scope="serving")
@@ -89,6 +94,15 @@ def _serving_accelerated(cfg: Any, led: Ledger, pool: Any, reserved: Reserved) -
                           "capacity_type": "spot" if spot_ok else "on-demand",
                           "usd_per_hour": _r(serving_hour),
                           "on_demand_usd_per_hour": _r(od[2] + vol["usd_per_hour"]) if od else None}
+
+
+def _per_device_note(serving: Any, per: int, devices: int, dim: str) -> str:
+    """How the replicas map onto devices, for the line item's note."""
+    if serving.gpu_sharing and per > 1:
+        return f"{per} replicas per shared GPU ({serving.gpu_sharing.strategy}): {devices} GPUs; "
+    if per > 1:
+        return f"one NeuronCore per replica, {per} per {serving.device} device: {devices} devices; "
+    return f"one {dim} per replica; "
 
 
 def serving_items(cfg: Any, led: Ledger, pools: list[Any], ao: Mapping[str, Any], packing: Optional[Packing],

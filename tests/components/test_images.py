@@ -138,9 +138,10 @@ def test_dev_lifecycle_keeps_the_last_ten(dev):
 
 
 def test_prod_builds_both_trainers_and_keeps_its_repositories(prod):
-    assert needed_images(prod.cfg) == ["trainer", "trainerGpu", "serverNeuron"]
+    # prod serves on inf2 (Pulumi.prod.yaml): the torch-neuronx server image
+    assert needed_images(prod.cfg) == ["trainer", "trainerGpu", "serverNeuronx"]
     repos = {s["inputs"]["name"]: s for s in states(prod, REPO_T)}
-    assert sorted(repos) == ["ml-prod/sentiment-neuron", "ml-prod/trainer", "ml-prod/trainer-gpu"]
+    assert sorted(repos) == ["ml-prod/sentiment-neuronx", "ml-prod/trainer", "ml-prod/trainer-gpu"]
     assert all(r["inputs"]["forceDelete"] is False for r in repos.values())
     gpu = next(s for s in states(prod, IMAGE_T) if s["inputs"]["dockerfile"]["location"].endswith("Dockerfile.gpu"))
     assert gpu["inputs"]["buildArgs"] == {"TORCH_INDEX_URL": "https://pypi.org/simple"}
@@ -148,7 +149,11 @@ def test_prod_builds_both_trainers_and_keeps_its_repositories(prod):
     used = workload_images(m for _, m in prod.manifests)
     assert used[("PyTorchJob", "sentiment-train")] == {refs["trainer-gpu"]}
     assert used[("Job", "sentiment-data-prep")] == {refs["trainer"]}
-    assert used[("Deployment", "sentiment")] == {refs["sentiment-neuron"]}
+    assert used[("Deployment", "sentiment")] == {refs["sentiment-neuronx"]}
+    # the compile CronJob runs the serving image: the artifact loads under the compiler release that wrote it
+    assert used[("CronJob", "sentiment-neuron-compile")] == {refs["sentiment-neuronx"]}
+    neuronx = next(s for s in states(prod, IMAGE_T) if s["inputs"]["dockerfile"]["location"].endswith("Dockerfile.neuronx"))
+    assert neuronx["inputs"]["buildArgs"] == {}
 
 
 def test_cpu_serving_builds_the_cpu_server():

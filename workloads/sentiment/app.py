@@ -87,7 +87,9 @@ class _Handlers:
             return json_response(503, {"status": "draining"}, _retry_after(5))
         if not state.ready:
             return json_response(503, {"status": "loading", "error": state.load_error}, _retry_after(2))
-        body = {"status": "ready", "version": state.predictor.version, "backend": state.predictor.backend}
+        predictor = state.predictor
+        body = {"status": "ready", "version": predictor.version, "backend": predictor.backend,
+                "engine": predictor.quantization, "threads": getattr(predictor, "threads", 0)}
         if state.switch_error is not None:  # still ready: the old version serves; say what failed to load
             body["switch_error"] = state.switch_error
         return json_response(200, body)

@@ -1,7 +1,7 @@
 """Where a trained model lives on disk: MODEL_DIR resolution and the compiled-artefact file names.
 
 Standard library only, and imported by both the serving backends (``model.py``,
-``neuron_backend.py``) and the inf1 compile step (``neuron_compile.py``), so
+``neuron_backend.py``) and the Neuron compile step (``neuron_compile.py``), so
 neither of those has to import the other to find a model.
 """
 from __future__ import annotations
@@ -15,8 +15,12 @@ from typing import Dict
 
 log = logging.getLogger("sentiment.model")
 
-NEURON_MODEL_FILE = "model.neuron.pt"
+NEURON_MODEL_FILE = "model.neuron.pt"    # inf1: torch-neuron's compiled TorchScript
 NEURON_META_FILE = "neuron.json"
+NEURONX_MODEL_FILE = "model.neuronx.pt"  # inf2/trn: torch_neuronx.trace's output, torch.jit-saved
+NEURONX_META_FILE = "neuronx.json"
+#: compile target -> (compiled model file, its metadata file), both next to the model version they come from
+NEURON_ARTIFACTS = {"inf1": (NEURON_MODEL_FILE, NEURON_META_FILE), "inf2": (NEURONX_MODEL_FILE, NEURONX_META_FILE)}
 LATEST = "latest"  # MODEL_VERSION's default, and the pointer file the trainer writes
 
 

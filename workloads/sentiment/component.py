@@ -4,7 +4,7 @@ Pulumi side only: ``manifests.py`` builds every object as a plain dict (what eac
 decisions behind them, are documented there), and ``SentimentServing`` turns them into resources in
 the shared ``ml-workloads`` namespace (namespace and the ``models`` PVC come from
 ``workloads/shared.py``). With monitoring (``monitoring_release``), the ServiceMonitor
-``sentiment`` too.
+``sentiment`` too. On inf1/inf2, the Neuron compile CronJob and its NetworkPolicy (``compile_job.py``).
 """
 from __future__ import annotations
 
@@ -86,6 +86,11 @@ class SentimentServing(pulumi.ComponentResource):
             f"{name}-sa", metadata=meta(sa), automount_service_account_token=False, opts=child)
         self.deployment = self._deployment(name, args, objs["deployment"], ns, claim, deps)
         self.resources["deployment"] = self.deployment
+        if "compile-cronjob" in objs:
+            self.resources["compile-cronjob"] = self._compile_cronjob(name, args, objs["compile-cronjob"], ns, claim, deps)
+            self.resources["compile-netpol"] = k8s.networking.v1.NetworkPolicy(
+                f"{name}-compile-netpol", metadata=meta(objs["compile-netpol"]), spec=objs["compile-netpol"]["spec"],
+                opts=child)
         svc = objs["service"]
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=meta(svc), spec=svc["spec"], opts=child)
         self.resources["service"] = self.service
@@ -126,26 +131,42 @@ class SentimentServing(pulumi.ComponentResource):
             "scheme": p.scheme,
         })
 
+    def _templated(self, args: SentimentServingArgs, key: str, obj: dict[str, Any], ns: pulumi.Output[str],
+                   claim: pulumi.Output[str]) -> tuple[Any, Any]:
+        """(metadata, spec) of the object ``key`` of ``build_objects``: its namespace and claim name from the
+        storage resources, its image from ``images`` (an Output: by digest once pushed; the builder takes strings)."""
+        refs = dict(args.images.refs) if args.images is not None else {}
+        if refs:
+            out = pulumi.Output.all(**refs).apply(lambda r: build_objects(args.settings, images=r)[key])
+            return (pulumi.Output.all(out, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]}),
+                    pulumi.Output.all(out, claim).apply(lambda a: _with_claim(a[0]["spec"], a[1])))
+        return {**obj["metadata"], "namespace": ns}, _with_claim(obj["spec"], claim)
+
     def _deployment(self, name: str, args: SentimentServingArgs, dep: dict[str, Any], ns: pulumi.Output[str],
                     claim: pulumi.Output[str], deps: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
-        """The Deployment: its namespace and claim name from the storage resources, its image from ``images``."""
-        refs = dict(args.images.refs) if args.images is not None else {}
-
-        def with_claim(dep: dict[str, Any], claim_name: Any) -> dict[str, Any]:
-            tmpl = dep["spec"]["template"]
-            vols = [dict(v) for v in tmpl["spec"]["volumes"]]
-            for v in vols:
-                if "persistentVolumeClaim" in v:
-                    v["persistentVolumeClaim"] = {**v["persistentVolumeClaim"], "claimName": claim_name}
-            return {**dep["spec"], "template": {**tmpl, "spec": {**tmpl["spec"], "volumes": vols}}}
-
-        if refs:  # the built image's reference (an Output: by digest once pushed); the builder takes strings
-            dep_out = pulumi.Output.all(**refs).apply(lambda r: build_objects(args.settings, images=r)["deployment"])
-            dep_meta: Any = pulumi.Output.all(dep_out, ns).apply(lambda a: {**a[0]["metadata"], "namespace": a[1]})
-            spec: Any = pulumi.Output.all(dep_out, claim).apply(lambda a: with_claim(a[0], a[1]))
-        else:
-            dep_meta, spec = {**dep["metadata"], "namespace": ns}, with_claim(dep, claim)
+        """The Deployment, after its ServiceAccount and PriorityClass."""
+        dep_meta, spec = self._templated(args, "deployment", dep, ns, claim)
         return k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=dep_meta, spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[
                 *deps, self.resources["sa"], *([args.priority_class] if args.priority_class is not None else [])]))
+
+    def _compile_cronjob(self, name: str, args: SentimentServingArgs, cron: dict[str, Any], ns: pulumi.Output[str],
+                         claim: pulumi.Output[str], deps: list[pulumi.Resource]) -> k8s.batch.v1.CronJob:
+        """The Neuron compile CronJob (compile_job.py), after the ServiceAccount its pods run as."""
+        cron_meta, spec = self._templated(args, "compile-cronjob", cron, ns, claim)
+        return k8s.batch.v1.CronJob(f"{name}-compile-cronjob", metadata=cron_meta, spec=spec,
+                                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, self.resources["sa"]]))
+
+
+def _with_claim(spec: dict[str, Any], claim_name: Any) -> dict[str, Any]:
+    """A Deployment's or CronJob's spec with its PVC volumes pointing at ``claim_name`` (an Output)."""
+    outer = spec.get("jobTemplate")
+    inner = outer["spec"] if outer is not None else spec
+    tmpl = inner["template"]
+    vols = [dict(v) for v in tmpl["spec"]["volumes"]]
+    for v in vols:
+        if "persistentVolumeClaim" in v:
+            v["persistentVolumeClaim"] = {**v["persistentVolumeClaim"], "claimName": claim_name}
+    inner = {**inner, "template": {**tmpl, "spec": {**tmpl["spec"], "volumes": vols}}}
+    return {**spec, "jobTemplate": {**outer, "spec": inner}} if outer is not None else inner

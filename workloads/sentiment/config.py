@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Mapping, Optional
 
-BACKENDS = ("auto", "cpu", "cuda", "neuron")
-CPU_QUANTIZE = ("auto", "none", "dynamic-int8")
+BACKENDS = ("auto", "cpu", "cuda", "neuron", "neuronx")
+CPU_ENGINES = ("auto", "onnx-int8", "onnx-fp32", "torch-fp32")
 
 # name -> (default, description). Defaults are strings, exactly as they would be set.
 ENV_DOC = {
@@ -31,13 +31,17 @@ ENV_DOC = {
     "WORKERS": ("1", "Server processes sharing the socket, each with its own model and batcher. CPU: keep 1 "
                 "and scale pods (one batcher forms the largest batches). GPU: 2-4 lift the Python/HTTP ceiling "
                 "(measured on an H100: 1 worker 1640 req/s, 4 workers 3010 req/s)."),
-    "BACKEND": ("auto", "auto | cpu | cuda | neuron. auto: neuron if torch_neuron and a NeuronCore are present, "
+    "BACKEND": ("auto", "auto | cpu | cuda | neuron | neuronx. neuron: inf1 (torch-neuron, legacy); neuronx: inf2/trn "
+                "(torch-neuronx). auto: with a NeuronCore present, neuronx if torch_neuronx is installed, neuron if "
+                "torch_neuron is; "
                 "else cuda if available, else cpu."),
-    "CPU_QUANTIZE": ("auto", "auto | none | dynamic-int8. CPU only. auto = dynamic-int8: measured 1.5x the "
-                     "server throughput of fp32 on 2 cores, for 1-3 points of accuracy on the sample eval set; "
-                     "int8 scores also shift slightly with batch composition. none = fp32, exact scores."),
-    "TORCH_THREADS": ("0", "torch intra-op threads on CPU; 0 = usable cores - 1 (at least 1), leaving a core to "
-                      "the event loop: 2 threads on 2 busy cores measured 5x slower than 1."),
+    "CPU_ENGINE": ("auto", "auto | onnx-int8 | onnx-fp32 | torch-fp32. CPU only. auto: the fastest of the trainer's "
+                   "ONNX Runtime graphs whose held-out accuracy (its onnx.json) is within 0.5 points of fp32 "
+                   "PyTorch's, else fp32 PyTorch (logged). Measured: README \"Serving performance\"."),
+    "TORCH_THREADS": ("0", "Intra-op threads of the CPU engine. 0: ONNX Runtime every usable core (its threads "
+                      "do not spin, so the event loop keeps a core when it needs one: 2 threads on 2 cores "
+                      "measured 1.6x 1 thread at the server); PyTorch usable cores - 1 (at least 1), because its "
+                      "OpenMP threads spin: 2 threads on 2 busy cores measured 5x slower than 1."),
     "MAX_BATCH_SIZE": ("32", "Largest number of texts run in one forward pass."),
     "MAX_BATCH_WAIT_MS": ("5", "How long the batcher waits for more requests after the first one arrives "
                           "(only when the model is idle; under load batches form while the previous one runs)."),
@@ -68,11 +72,16 @@ ENV_DOC = {
     "SHUTDOWN_DELAY_S": ("0", "On SIGTERM: seconds to keep serving with /readyz=503 before closing the listener "
                          "(lets Kubernetes take the pod out of the Service first)."),
     "GRACEFUL_TIMEOUT_S": ("25", "After that, how long in-flight requests may take before they are cancelled."),
-    "NEURON_MODEL": ("", "BACKEND=neuron: a torch-neuron compiled model to use; default <version dir>/model.neuron.pt, "
-                     "else NEURON_CACHE_DIR/<version>/model.neuron.pt, else compiled there at start-up."),
-    "NEURON_BATCH_SIZE": ("8", "BACKEND=neuron: the compiled batch size (every call is padded to it)."),
-    "NEURON_SEQ_LEN": ("128", "BACKEND=neuron: the compiled sequence length in tokens (texts truncated/padded to it)."),
-    "NEURON_CACHE_DIR": ("/tmp/neuron", "BACKEND=neuron: where a start-up compile is written (an emptyDir)."),
+    "NEURON_MODEL": ("", "BACKEND=neuron/neuronx: the compiled model to use (trusted without metadata). Default: "
+                     "<version dir>/model.neuron.pt (neuronx: model.neuronx.pt, written by the compile job), else "
+                     "NEURON_CACHE_DIR/<version>/<same name>; usable only when its neuron.json (neuronx.json) names "
+                     "the version served and NEURON_BATCH_SIZE x NEURON_SEQ_LEN."),
+    "NEURON_BATCH_SIZE": ("8", "BACKEND=neuron/neuronx: the compiled batch size (every call is padded to it)."),
+    "NEURON_SEQ_LEN": ("128", "BACKEND=neuron/neuronx: compiled sequence length in tokens (texts truncated/padded)."),
+    "NEURON_CACHE_DIR": ("/tmp/neuron", "BACKEND=neuron/neuronx: where a start-up compile is written (an emptyDir)."),
+    "NEURON_COMPILE_AT_START": ("0", "No usable compiled model: 0 = exit at start-up, one line naming path, version, "
+                                "shapes and remedies (a version `latest` names later is retried until compiled); "
+                                "1 = compile into NEURON_CACHE_DIR first (minutes, per pod)."),
     "WARMUP": ("1", "Run warm-up batches before /readyz turns 200."),
     "LOG_LEVEL": ("info", "uvicorn log level."),
     "ACCESS_LOG": ("0", "Log every request (uvicorn access log). Off by default: it costs throughput; "
@@ -143,7 +152,7 @@ class Settings:
     port: int
     workers: int
     backend: str
-    cpu_quantize: str
+    cpu_engine: str
     torch_threads: int
     max_batch_size: int
     max_batch_wait_ms: float
@@ -167,6 +176,7 @@ class Settings:
     neuron_batch_size: int
     neuron_seq_len: int
     neuron_cache_dir: str
+    neuron_compile_at_start: bool
     warmup: bool
     log_level: str
     access_log: bool
@@ -182,7 +192,7 @@ class Settings:
             port=_int(env, "PORT", 0, 65535),
             workers=_int(env, "WORKERS", 1, 64),
             backend=_choice(env, "BACKEND", BACKENDS),
-            cpu_quantize=_choice(env, "CPU_QUANTIZE", CPU_QUANTIZE),
+            cpu_engine=_choice(env, "CPU_ENGINE", CPU_ENGINES),
             torch_threads=_int(env, "TORCH_THREADS", 0, 1024),
             max_batch_size=_int(env, "MAX_BATCH_SIZE", 1, 4096),
             max_batch_wait_ms=_float(env, "MAX_BATCH_WAIT_MS", 0.0),
@@ -206,6 +216,7 @@ class Settings:
             neuron_batch_size=_int(env, "NEURON_BATCH_SIZE", 1, 1024),
             neuron_seq_len=_int(env, "NEURON_SEQ_LEN", 8, 512),
             neuron_cache_dir=_get(env, "NEURON_CACHE_DIR"),
+            neuron_compile_at_start=_bool(env, "NEURON_COMPILE_AT_START"),
             warmup=_bool(env, "WARMUP"),
             log_level=_get(env, "LOG_LEVEL").lower(),
             access_log=_bool(env, "ACCESS_LOG"),

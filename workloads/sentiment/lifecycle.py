@@ -28,7 +28,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any, Callable, List, Optional, Tuple
 
-from workloads.sentiment.artifacts import LATEST
+from workloads.sentiment.artifacts import LATEST, ModelNotFound
 from workloads.sentiment.config import Settings
 from workloads.sentiment.payload import text_cost
 from workloads.sentiment.predictor import finite_score
@@ -83,7 +83,10 @@ class AppState:
             log.info("ready: model version %s", predictor.version)
         except BaseException as exc:  # noqa: BLE001
             self.load_error = f"{type(exc).__name__}: {exc}"
-            log.exception("model failed to load; stopping")
+            if isinstance(exc, ModelNotFound):  # the operator's to fix (a path, a missing artefact): one line
+                log.error("model failed to load; stopping: %s", exc)
+            else:
+                log.exception("model failed to load; stopping")
             if self.on_fatal is not None:
                 self.on_fatal()
             return

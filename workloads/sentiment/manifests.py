@@ -10,7 +10,8 @@ What it creates in the shared ``ml-workloads`` namespace (namespace and the ``mo
 
 - ServiceAccount ``sentiment`` (no API token mounted: the server never talks to the API server);
 - Deployment ``sentiment``: on the inf1 pool by default (``aws.amazon.com/neuron: 1``, the Neuron
-  taint tolerated), gpu (``nvidia.com/gpu: 1``) or cpu by ``serving.device``; spread over zones and
+  taint tolerated), inf2 (``aws.amazon.com/neuroncore: 1``, two replicas per device), gpu
+  (``nvidia.com/gpu: 1``) or cpu by ``serving.device``; spread over zones and
   nodes; the ``ml-serving`` PriorityClass; restricted security context with a read-only root
   filesystem (``/tmp`` is an emptyDir); the ``models`` PVC mounted read-only at ``/models``;
 - Service ``sentiment`` (port ``http`` 80 -> 8080; ``/metrics`` on the same port, which the
@@ -23,7 +24,9 @@ What it creates in the shared ``ml-workloads`` namespace (namespace and the ``mo
 - PodDisruptionBudget (maxUnavailable 1);
 - NetworkPolicy: ingress only from Prometheus, the load balancer (its subnets) and listed client
   namespaces; egress only to cluster DNS (the namespace's default deny comes with it);
-- Ingress (an ALB, internal unless ``serving.public``) when ``serving.exposure`` is ``ingress``.
+- Ingress (an ALB, internal unless ``serving.public``) when ``serving.exposure`` is ``ingress``;
+- on inf1/inf2, the CronJob ``sentiment-neuron-compile`` and its NetworkPolicy (``compile_job.py``), which
+  compile the served version for ``serving.neuron``'s shapes next to it on the ``models`` PVC.
 
 Decisions worth knowing:
 - ``pulumi.com/skipAwait`` on the Deployment, Service and Ingress: the pods turn Ready only once a
@@ -56,23 +59,25 @@ from components.scrape import service_monitor
 from infra.conventions import checkov_annotations
 from infra.config import cpu_millis
 from workloads.sentiment.autoscaling import hpa, scaled_object
+from workloads.sentiment.compile_job import compile_cronjob, compile_network_policy, neuron_env
 from workloads.sentiment.plan import (
     CONTAINER_PORT, DEREGISTRATION_DELAY_S, GRACEFUL_TIMEOUT_S, MODEL_MOUNT, MODELS_CLAIM, NAME, NAMESPACE,
-    POOL_LABEL, PORT_NAME, PRIORITY_CLASS, RUN_AS, SELECTOR, SERVICE_PORT, SHUTDOWN_DELAY_S, SKIP_AWAIT, TMP_SIZE,
-    ServingPlan, labels, meta, plan)
+    POOL_LABEL, PORT_NAME, PRIORITY_CLASS, SELECTOR, SERVICE_PORT, SHUTDOWN_DELAY_S, SKIP_AWAIT, TMP_SIZE,
+    ServingPlan, container_security_context, image_checkov_skips, labels, meta, plan, pod_security_context,
+    writable_env)
 from workloads.sentiment.settings import ServingSettings
-
-# Checkov findings that do not apply here, with the reason, as per-object annotations.
-# CKV_K8S_43 (image by digest) only where the image is pinned by tag (the release image in infra/versions.py,
-# or a tag-pinned serving.image / images.server*): the images the stack builds are referenced by digest.
-DEPLOYMENT_CHECKOV_SKIPS = {
-    "CKV_K8S_43": "this image is pinned by tag (the release image in infra/versions.py, or a tag-pinned serving.image "
-                  "or images.server reference); the stack's own builds are digest-pinned (images.build: true)",
-}
-
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def engine_threads(device: str, cpu_engine: str, cpu_limit: str) -> int:
+    """The inference threads of a pod, from its CPU limit (an engine's default is every core of the node, and a
+    throttled pod is slow): all of it for ONNX Runtime, whose threads sleep when idle, so the event loop gets a
+    core when it needs one (measured: 2 threads on 2 cores, 1.6x 1 thread at the server); one fewer for fp32
+    PyTorch on the CPU, whose OpenMP threads spin (2 threads on 2 busy cores measured 5x slower than 1)."""
+    cores = max(1, math.ceil(cpu_millis(cpu_limit) / 1000))
+    return max(1, cores - 1) if device == "cpu" and cpu_engine == "torch-fp32" else cores
 
 
 def server_env(s: ServingSettings, p: ServingPlan) -> list[dict[str, str]]:
@@ -88,17 +93,15 @@ def server_env(s: ServingSettings, p: ServingPlan) -> list[dict[str, str]]:
         "MAX_BATCH_SIZE": str(sv.max_batch_size),
         "MAX_BATCH_WAIT_MS": _num(sv.max_batch_wait_ms),
         "MAX_QUEUE": str(sv.max_queue),
-        # torch's default is every core of the node; match the CPU limit so the pod is not throttled.
-        "TORCH_THREADS": str(max(1, math.ceil(cpu_millis(sv.resources.cpu_limit) / 1000))),
+        "TORCH_THREADS": str(engine_threads(sv.device, sv.cpu_engine, sv.resources.cpu_limit)),
+        **({"CPU_ENGINE": sv.cpu_engine} if sv.device == "cpu" else {}),
         "SHUTDOWN_DELAY_S": str(SHUTDOWN_DELAY_S),
         "GRACEFUL_TIMEOUT_S": str(GRACEFUL_TIMEOUT_S),
         # read-only root filesystem: everything writable lives on the /tmp emptyDir
-        "TMPDIR": "/tmp",
-        "NEURON_CACHE_DIR": "/tmp/neuron",  # where a start-up compile goes (BACKEND=neuron only)
-        "HOME": "/tmp",
-        "HF_HOME": "/tmp/hf",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
+        **writable_env(),
+        "NEURON_CACHE_DIR": "/tmp/neuron",  # where a start-up compile goes (BACKEND=neuron/neuronx only)
+        # inf1/inf2: the compiled shapes, and whether a pod may compile at start-up (default: never)
+        **neuron_env(sv),
     }
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
@@ -109,7 +112,7 @@ def container_resources(s: ServingSettings, p: ServingPlan) -> dict[str, dict[st
     requests = {"cpu": r.cpu, "memory": memory}
     limits = {"cpu": r.cpu_limit, "memory": memory}
     if p.device_resource:
-        requests[p.device_resource] = "1"  # extended resources: request == limit, whole devices
+        requests[p.device_resource] = "1"  # extended resources: request == limit (a device, or one inf2 NeuronCore)
         limits[p.device_resource] = "1"
     return {"limits": limits, "requests": requests}
 
@@ -139,8 +142,8 @@ def topology_spread(p: ServingPlan) -> list[dict[str, Any]]:
     return [
         {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": p.zone_when_unsatisfiable,
          "labelSelector": sel},
-        # with gpuSharing a node takes pods_per_gpu replicas before Karpenter adds one (else one node per replica)
-        {"maxSkew": p.pods_per_gpu, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        # a shared GPU (gpuSharing) or an inf2 device takes pods_per_device replicas before Karpenter adds a node
+        {"maxSkew": p.pods_per_device, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
          "labelSelector": sel},
     ]
 
@@ -154,16 +157,7 @@ def pod_template(s: ServingSettings, p: ServingPlan, *, models_claim: str = MODE
         "env": server_env(s, p),
         "ports": [{"name": PORT_NAME, "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
         "resources": container_resources(s, p),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "runAsGroup": RUN_AS,
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": [
             {"name": "models", "mountPath": MODEL_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -181,14 +175,7 @@ def pod_template(s: ServingSettings, p: ServingPlan, *, models_claim: str = MODE
         "nodeSelector": {POOL_LABEL: p.pool, **dict(p.shared_gpu_labels)},
         "topologySpreadConstraints": topology_spread(p),
         "terminationGracePeriodSeconds": SHUTDOWN_DELAY_S + GRACEFUL_TIMEOUT_S + 5,
-        "securityContext": {
-            "fsGroup": RUN_AS,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "runAsGroup": RUN_AS,
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": [
             {"name": "models", "persistentVolumeClaim": {"claimName": models_claim, "readOnly": True}},
@@ -216,8 +203,7 @@ def deployment(s: ServingSettings, p: ServingPlan, *, namespace: str = NAMESPACE
         spec["replicas"] = p.replicas
     # With an autoscaler, replicas is left out: the HPA (or KEDA's) owns it, and a `pulumi up` must not
     # reset a scaled-out Deployment. The HPA raises it to minReplicas (= serving.replicas) at once.
-    skips = {} if "@sha256:" in p.image else DEPLOYMENT_CHECKOV_SKIPS
-    ann = {**SKIP_AWAIT, **checkov_annotations(skips)}
+    ann = {**SKIP_AWAIT, **checkov_annotations(image_checkov_skips(p.image))}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(namespace, annotations=ann), "spec": spec}
 
 
@@ -316,6 +302,9 @@ def build_objects(s: ServingSettings, *, namespace: str = NAMESPACE, models_clai
         "pdb": pdb(p, namespace=namespace),
         "netpol": network_policy(s, p, namespace=namespace),
         "ingress": ingress(s, p, namespace=namespace),
+        # inf1/inf2: the CronJob that compiles the serving version next to it (compile_job.py)
+        "compile-cronjob": compile_cronjob(s, p, namespace=namespace, models_claim=models_claim),
+        "compile-netpol": compile_network_policy(p, namespace=namespace),
     }
     return {k: v for k, v in objs.items() if v is not None}
 

@@ -1,12 +1,15 @@
-"""Model loading and the inference backends (cpu, cuda, neuron).
+"""Model loading and the inference backends (cpu, cuda, neuron, neuronx).
 
 ``load_predictor(settings)`` resolves MODEL_DIR (a trainer root with ``latest``,
 or a saved model itself), picks the backend and returns a ``Predictor`` whose
 ``predict(texts)`` answers ``[{"label": ..., "score": ...}]`` per text, exactly
 like ``transformers.pipeline("sentiment-analysis")`` (softmax, top label).
 
-torch and transformers are imported here only; torch_neuron only on the neuron
-backend (``neuron_backend.py``). Nothing here touches the network: loads are ``local_files_only``.
+On the CPU, CPU_ENGINE picks the engine: ONNX Runtime int8 or fp32 (``onnx_backend.py``, the
+trainer's graphs) or fp32 PyTorch (here); ``auto`` takes the fastest whose held-out accuracy is
+within budget (``workloads/common/onnx_artifacts.py``). torch and transformers are imported by the
+predictors only; torch_neuron / torch_neuronx only on the Neuron backends (``neuron_backend.py``).
+Nothing here touches the network: loads are ``local_files_only``.
 """
 from __future__ import annotations
 
@@ -21,16 +24,17 @@ from workloads.sentiment.artifacts import (
     ResolvedModel,
     resolve_model_dir,
 )
-from workloads.sentiment.neuron_backend import NeuronPredictor
+from workloads.sentiment.neuron_backend import NEURON_BACKENDS, available_backend, load_neuron_predictor
 from workloads.sentiment.predictor import (
     Predictor,
     default_threads,
     finite_score,
+    plan_groups,
     recorded_accuracy,
     sentiment_labels,
 )
 
-__all__ = ["TorchPredictor", "check_finite_model", "cpu_quantization", "load_predictor", "neuron_available",
+__all__ = ["TorchPredictor", "check_finite_model", "cpu_engine", "load_predictor", "neuron_available",
            "pick_backend"]
 
 log = logging.getLogger("sentiment.model")
@@ -49,33 +53,11 @@ def check_finite_model(model, metadata: Dict, path) -> None:
 
 
 # --------------------------------------------------------------------------- predictors
-def _plan_groups(lengths: Sequence[int], waste: float = 2.0) -> List[List[int]]:
-    """Sort by length and cut into sub-batches so padding never more than ``waste``x the real tokens.
-
-    Returns lists of original indices. Uniform short texts stay one group; a few
-    long texts do not make every short text in the batch pay for their length.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    groups: List[List[int]] = []
-    cur: List[int] = []
-    real = 0
-    for i in order:
-        L = lengths[i]
-        if cur and (len(cur) + 1) * L > waste * (real + L):
-            groups.append(cur)
-            cur, real = [], 0
-        cur.append(i)
-        real += L
-    if cur:
-        groups.append(cur)
-    return groups
-
-
 class TorchPredictor(Predictor):
-    """Eager PyTorch on CPU (optionally int8 dynamic-quantized) or CUDA (fp16)."""
+    """Eager PyTorch: fp32 on the CPU, fp16 on CUDA. (CPU int8 is ONNX Runtime's: see onnx_backend.py.)"""
 
-    def __init__(self, resolved: ResolvedModel, *, device: str = "cpu", quantize: str = "none",
-                 max_seq_len: int = 256, threads: int = 0) -> None:
+    def __init__(self, resolved: ResolvedModel, *, device: str = "cpu", max_seq_len: int = 256,
+                 threads: int = 0) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -86,6 +68,7 @@ class TorchPredictor(Predictor):
         self.backend = self.device.type
         if self.backend == "cpu":
             torch.set_num_threads(threads or default_threads())
+            self.threads = torch.get_num_threads()
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(str(self.path), local_files_only=True)
         model.eval()
@@ -95,18 +78,11 @@ class TorchPredictor(Predictor):
         self.max_seq_len = min(max_seq_len, limit, getattr(self.tokenizer, "model_max_length", limit) or limit)
         self.input_names = [n for n in getattr(self.tokenizer, "model_input_names", ["input_ids", "attention_mask"])]
         self.pad_id = self.tokenizer.pad_token_id or 0
-        if self.backend == "cpu" and quantize == "dynamic-int8":
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch.ao deprecation notice; the API works in 2.x
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-            self.quantization = "dynamic-int8"
-        elif self.backend == "cuda":
+        if self.backend == "cuda":
             model = model.to(self.device, dtype=torch.float16)
             self.quantization = "fp16"
         else:
-            self.quantization = "none"
+            self.quantization = "torch-fp32"
         self.model = model
 
     def _encode(self, texts: Sequence[str]):
@@ -136,7 +112,7 @@ class TorchPredictor(Predictor):
         ids = self._encode(texts)
         out: List[Optional[Dict]] = [None] * len(ids)
         with torch.inference_mode():
-            for group in _plan_groups([len(x) for x in ids]):
+            for group in plan_groups([len(x) for x in ids]):
                 logits = self.model(**self._tensors([ids[i] for i in group])).logits
                 probs = torch.softmax(logits.float(), dim=-1)
                 score, idx = probs.max(dim=-1)
@@ -147,14 +123,8 @@ class TorchPredictor(Predictor):
 
 # --------------------------------------------------------------------------- selection
 def neuron_available() -> bool:
-    if not any(Path("/dev").glob("neuron*")):
-        return False
-    try:
-        import importlib.util
-
-        return importlib.util.find_spec("torch_neuron") is not None
-    except (ImportError, ValueError):
-        return False
+    """A NeuronCore and a Neuron runtime for it (torch_neuronx or torch_neuron) are both here."""
+    return available_backend() is not None
 
 
 def pick_backend(requested: str) -> str:
@@ -165,16 +135,30 @@ def pick_backend(requested: str) -> str:
             if not torch.cuda.is_available():
                 raise RuntimeError("BACKEND=cuda but torch.cuda.is_available() is False")
         return requested
-    if neuron_available():
-        return "neuron"
+    neuron = available_backend()  # neuronx (inf2/trn) before neuron (inf1)
+    if neuron is not None:
+        return neuron
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        return "cpu"  # no NVIDIA device node, so no CUDA: and no torch import (2 s of a cold start) to learn it
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def cpu_quantization(requested: str) -> str:
-    """CPU default chosen by measurement (see bench/serve_bench.py variants): int8 dynamic."""
-    return "dynamic-int8" if requested == "auto" else requested
+def cpu_engine(requested: str, resolved: ResolvedModel) -> str:
+    """CPU_ENGINE resolved for this version: ``auto`` is the fastest ONNX engine within the accuracy budget
+    that the trainer recorded (measured: bench/serve_bench.py --variants, README "Serving performance"),
+    else fp32 PyTorch, with the reason logged."""
+    if requested != "auto":
+        return requested
+    from workloads.common.onnx_artifacts import choose
+
+    engine, why = choose(resolved.path)
+    if engine is None:
+        log.warning("CPU_ENGINE=auto: serving fp32 PyTorch for %s: %s", resolved.version, why)
+        return "torch-fp32"
+    log.info("CPU_ENGINE=auto: %s", why)
+    return engine
 
 
 def load_predictor(settings) -> Tuple[Predictor, float]:
@@ -182,16 +166,16 @@ def load_predictor(settings) -> Tuple[Predictor, float]:
     t0 = time.perf_counter()
     resolved = resolve_model_dir(settings.model_dir, settings.model_version)
     backend = pick_backend(settings.backend)
-    if backend == "neuron":
-        predictor: Predictor = NeuronPredictor(
-            resolved, neuron_model=settings.neuron_model, batch_size=settings.neuron_batch_size,
-            seq_len=settings.neuron_seq_len, cache_dir=settings.neuron_cache_dir)
+    if backend in NEURON_BACKENDS:
+        predictor: Predictor = load_neuron_predictor(resolved, backend, settings)
+    elif backend == "cpu" and (engine := cpu_engine(settings.cpu_engine, resolved)) != "torch-fp32":
+        from workloads.sentiment.onnx_backend import OrtPredictor
+
+        predictor = OrtPredictor(resolved, engine=engine, max_seq_len=settings.max_seq_len,
+                                 threads=settings.torch_threads)
     else:
-        predictor = TorchPredictor(
-            resolved, device=backend,
-            quantize=cpu_quantization(settings.cpu_quantize) if backend == "cpu" else "none",
-            max_seq_len=settings.max_seq_len, threads=settings.torch_threads,
-        )
+        predictor = TorchPredictor(resolved, device=backend, max_seq_len=settings.max_seq_len,
+                                   threads=settings.torch_threads)
     predictor.accuracy = recorded_accuracy(resolved.metadata)
     if settings.warmup:
         predictor.warmup(settings.max_batch_size)

@@ -60,12 +60,35 @@ def recorded_accuracy(metadata: Dict) -> Optional[float]:
     return float(acc) if ok else None
 
 
+def plan_groups(lengths: Sequence[int], waste: float = 2.0) -> List[List[int]]:
+    """Sort by length and cut into sub-batches so padding never more than ``waste``x the real tokens.
+
+    Returns lists of original indices. Uniform short texts stay one group; a few
+    long texts do not make every short text in the batch pay for their length.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: List[List[int]] = []
+    cur: List[int] = []
+    real = 0
+    for i in order:
+        L = lengths[i]
+        if cur and (len(cur) + 1) * L > waste * (real + L):
+            groups.append(cur)
+            cur, real = [], 0
+        cur.append(i)
+        real += L
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 class Predictor(abc.ABC):
     """Common interface. ``predict`` is called from one thread (the batch worker)."""
 
     backend = "base"
     quantization = "none"
     version = ""
+    threads = 0  # intra-op threads of a CPU engine (0: not a CPU engine)
     accuracy: Optional[float] = None  # metadata.json's eval_accuracy (set by model.load_predictor)
     path: Path
 

@@ -7,7 +7,11 @@ served, the watcher loads and warms that version on its own thread, while the ba
 serving the old one, then calls ``swap`` (``lifecycle.AppState`` switches the batch worker over
 between two batches and frees the old model). A version that fails to load is reported through
 ``failed`` and the old one stays; it is tried again only when `latest` is written again (a new
-promotion, or ``promote.py`` of the same version once it is fixed).
+promotion, or ``promote.py`` of the same version once it is fixed), unless the failure says it may
+clear by itself (``retry_on_poll`` on the exception: a Neuron version whose compiled model the compile
+CronJob has not written yet, which it does without touching `latest`). That version is then tried again
+on every poll (a few stats and small reads: the artifact check runs before anything loads), reported again only
+when the reason changes.
 
 Standard library only; the loading itself is injected (``load``), so the logic is tested with fakes.
 """
@@ -48,23 +52,33 @@ class ModelWatcher:
         self.swap = swap
         self.failed = failed
         self._seen: Optional[Tuple[int, int, int]] = None
+        self._retry: Optional[Tuple[str, str]] = None  # (version, last error) that asked to be retried
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
     def check_once(self) -> Optional[str]:
         """One poll: None (nothing new), "switched" or "failed"."""
         key = _pointer_key(self.latest)
-        if key is None or key == self._seen:
+        if key is None or (key == self._seen and self._retry is None):
             return None
         self._seen = key
         name = pointed_version(self.latest.parent)
         if name is None or name == self.current():
+            self._retry = None
             return None
-        log.info("%s now names %s (serving %s): loading it on the side", self.latest, name, self.current())
+        retry, self._retry = self._retry, None
+        if retry is None or retry[0] != name:
+            log.info("%s now names %s (serving %s): loading it on the side", self.latest, name, self.current())
         try:
             predictor, seconds = self.load(name)
         except BaseException as exc:  # noqa: BLE001 - any load failure keeps the old model serving
-            self.failed(name, exc)
+            error = f"{type(exc).__name__}: {exc}"
+            if getattr(exc, "retry_on_poll", False):
+                self._retry = (name, error)
+            if retry == (name, error):
+                log.debug("%s still fails to load (%s); retrying on the next poll", name, error)
+            else:
+                self.failed(name, exc)
             return "failed"
         self.swap(predictor, seconds)
         return "switched"

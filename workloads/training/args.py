@@ -142,6 +142,9 @@ class TrainArgs:
     max_regression: float | None = _knob(None, "promotion gate: ...and if it is at most Y below the accuracy of the "
                                          "version `latest` names now (default: no comparison)",
                                          conv=_float_in(0.0, 1.0))
+    onnx: bool = _knob(True, "also write the server's ONNX Runtime graphs next to the model: model.onnx and an int8 "
+                       "model.int8.onnx checked on the held-out rows (default: on; onnx.json records the checks)",
+                       action=argparse.BooleanOptionalAction)
 
     @staticmethod
     def flag(name: str) -> str:

@@ -111,7 +111,26 @@ def _gate(a: TrainArgs, root: Path, acc: float | None) -> tuple[Gate, Decision]:
     return gate, gate.decide(acc, baseline, recorded_accuracy(root, baseline) if baseline else None)
 
 
-def export(model: Any, tokenizer: Any, a: TrainArgs, run: RunSummary, ckpt_dir: Path) -> Exported:
+def _serving_artifacts(tmp: Path, a: TrainArgs, eval_rows: list[dict]) -> dict[str, Any] | None:
+    """The ONNX Runtime graphs (``onnx_export.py``) into the version folder, before it becomes visible. They
+    are an optimisation: when the export fails the version is still exported, and the server runs it on
+    fp32 PyTorch (its log says why)."""
+    if not a.onnx:
+        return None
+    try:
+        from workloads.training.onnx_export import write_onnx
+
+        return write_onnx(tmp, eval_rows, a.max_length)
+    except Exception as exc:  # noqa: BLE001 - any failure of an optional artefact; the model itself is fine
+        log.warning("ONNX export failed, the version has no ONNX graphs (the server uses fp32 PyTorch): %s: %s",
+                    type(exc).__name__, exc)
+        for name in ("model.onnx", "model.int8.onnx", "onnx.json"):
+            (tmp / name).unlink(missing_ok=True)
+        return None
+
+
+def export(model: Any, tokenizer: Any, a: TrainArgs, run: RunSummary, ckpt_dir: Path,
+           eval_rows: list[dict] | None = None) -> Exported:
     """Write the new version and, if it passes the promotion gate, point `latest` at it.
     Refuses (FatalError, `latest` unchanged) a model with NaN/inf weights or a non-finite accuracy."""
     root = a.model_dir
@@ -127,6 +146,9 @@ def export(model: Any, tokenizer: Any, a: TrainArgs, run: RunSummary, ckpt_dir: 
     tokenizer.save_pretrained(tmp)
     meta = _metadata(a, run, version, acc, now)
     meta["promotion"] = decision.as_metadata(gate)
+    if (onnx := _serving_artifacts(tmp, a, eval_rows or [])) is not None:
+        meta["onnx"] = {k: onnx[k] for k in ("reference_accuracy", "eval_samples") if k in onnx}
+        meta["onnx"].update({k: onnx[k]["accuracy"] for k in ("fp32", "int8") if k in onnx})
     (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     for f in tmp.iterdir():  # durable before it becomes visible
         with open(f, "rb") as fh:

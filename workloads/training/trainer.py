@@ -93,6 +93,7 @@ class Trainer:
             "threads": torch.get_num_threads(), "base_model": a.base_model, "data": str(a.data),
             "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "max_length": a.max_length})
         train_rows, eval_rows = self._load_data()
+        self.eval_rows = eval_rows
         self._load_model()
         state = self._prepare(len(train_rows))
         self.ckpts = Checkpointer(a, self.coll, self.data_hash, self.cb)
@@ -308,7 +309,7 @@ class Trainer:
         run = tx.RunSummary(data_hash=self.data_hash, world_size=self.world, global_step=state.global_step,
                             samples=n_train, eval_samples=n_eval, train_samples_per_second=sps,
                             history=state.history)
-        out = tx.export(self.model, self.tokenizer, self.args, run, self.ckpts.ckpt_dir)
+        out = tx.export(self.model, self.tokenizer, self.args, run, self.ckpts.ckpt_dir, self.eval_rows)
         self.cb.on_export(out.version, str(out.path), out.accuracy)
         d = out.promotion  # the gate's verdict: `latest` names the new version, or still the one before
         self.cb.on_log("promotion", {"version": out.version, "promoted": d.promoted, "reason": d.reason,

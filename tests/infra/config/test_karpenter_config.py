@@ -166,7 +166,8 @@ def test_default_pools_per_environment():
     prod = parse_config({"environment": "prod", "cluster": PROD_ADMIN}, stack="prod")
     for cfg in (dev, prod):
         pools = {p.name: p for p in cfg.pools}
-        assert list(pools) == ["cpu", "gpu", "inf1"]
+        # inf2 beside inf1 in staging and prod (their stack files serve on it); dev keeps the seed's inf1 only
+        assert list(pools) == (["cpu", "gpu", "inf1"] if cfg is dev else ["cpu", "gpu", "inf1", "inf2"])
         assert pools["cpu"].accelerator == "none" and pools["cpu"].consolidation_policy == "WhenEmptyOrUnderutilized"
         gpu, inf1 = pools["gpu"], pools["inf1"]
         assert gpu.accelerator == "nvidia" and set(gpu.instance_families) >= {"g5", "g6", "g6e"}
@@ -184,3 +185,11 @@ def test_default_pools_per_environment():
     assert prod_pools["gpu"].capacity_types == ["spot", "on-demand"]
     assert {"p4d", "p5"} <= set(prod_pools["gpu"].instance_families)
     assert prod_pools["gpu"].limits.gpu > dev_pools["gpu"].limits.gpu
+    staging = {p.name: p for p in parse_config({"environment": "staging"}, stack="staging").pools}
+    for inf2 in (staging["inf2"], prod_pools["inf2"]):
+        assert inf2.accelerator == "inf2" and inf2.instance_families == ["inf2"] and "xlarge" in inf2.instance_sizes
+        assert inf2.capacity_types == ["spot", "on-demand"] and inf2.consolidation_policy == "WhenEmpty"
+        assert inf2.limits.neuron and inf2.root_volume == 150
+    assert prod_pools["inf2"].limits.neuron > staging["inf2"].limits.neuron
+    # the code default of serving.device stays inf1 everywhere (a new default would move existing stacks' serving)
+    assert dev.serving.device == prod.serving.device == "inf1"

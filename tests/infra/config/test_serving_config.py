@@ -32,15 +32,18 @@ def test_defaults():
     assert (sv.resources.cpu, sv.resources.cpu_limit, sv.resources.memory) == ("1", "2", None)
     assert [sv.resources.memory_for(d) for d in ("inf1", "gpu", "cpu")] == ["4Gi", "4Gi", "2Gi"]
     assert sv.target_cpu_percent == 70 and sv.keda_target_rps == 50
+    n = sv.neuron  # the compiled shapes and the compile job's schedule; pods never compile at start-up by default
+    assert (n.batch_size, n.seq_len, n.compile_at_startup, n.compile_schedule) == (8, 128, False, "*/10 * * * *")
     assert sv.ingress.class_name == "alb" and sv.ingress.host is None and sv.ingress.certificate_arn is None
     assert sv.load_balancer_cidrs is None and sv.client_namespaces == []
 
 
 @pytest.mark.parametrize("stack, pool, max_replicas, zone", [
-    # dev/staging inf1 pools may launch 4 devices: the default ceiling is capped there
+    # the dev inf1 pool may launch 4 devices: the default ceiling is capped there; staging and prod serve on inf2,
+    # whose 4 (24) devices hold 8 (48) replicas at one NeuronCore each: twice the replicas fit
     ("dev", "inf1", 4, "preferred"),
-    ("staging", "inf1", 4, "preferred"),
-    ("prod", "inf1", 6, "required"),
+    ("staging", "inf2", 6, "preferred"),
+    ("prod", "inf2", 6, "required"),
 ])
 def test_shipped_stacks_derive_pool_ceiling_and_spread(stack, pool, max_replicas, zone):
     cfg = load_stack_config(stack, REPO)
@@ -101,7 +104,7 @@ P = "eks-ml-platform:serving"
 
 @pytest.mark.parametrize("raw, expected", [
     # enums
-    (serving(device="tpu"), f"{P}.device: 'tpu' is not allowed; use one of 'inf1', 'gpu' or 'cpu'"),
+    (serving(device="tpu"), f"{P}.device: 'tpu' is not allowed; use one of 'inf1', 'inf2', 'gpu' or 'cpu'"),
     (serving(exposure="nodePort"), f"{P}.exposure: 'nodePort' is not allowed; use one of 'ingress', 'loadBalancer' or 'none'"),
     (serving(zoneSpread="always"), f"{P}.zoneSpread: 'always' is not allowed; use one of 'required' or 'preferred'"),
     # typos
@@ -169,7 +172,8 @@ def test_bad_values_are_one_clear_line(raw, expected):
 def test_inf1_without_an_inf1_pool():
     raw = {"nodePools": [{"name": "cpu", "instanceFamilies": ["m6i"], "limits": {"cpu": 10}}],
            "training": {"device": "cpu"}}
-    assert f"{P}.device: inf1 needs a node pool with accelerator inf1" in problems(raw)
+    (msg,) = [m for m in problems(raw) if m.startswith(f"{P}.device: inf1 needs a node pool with accelerator inf1")]
+    assert "nodePools has none (pools: cpu (none))" in msg  # what there is, and the key to change
 
 
 def test_cpu_without_a_plain_pool():

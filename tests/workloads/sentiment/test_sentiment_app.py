@@ -72,7 +72,8 @@ def test_injected_predictor_answers_in_the_pipeline_shape():
     predictor = FakePredictor(score=0.75)
     with serve(predictor) as client:
         wait_ready(client)
-        assert client.get("/readyz").json() == {"status": "ready", "version": "fake-1", "backend": "fake"}
+        assert client.get("/readyz").json() == {"status": "ready", "version": "fake-1", "backend": "fake",
+                                                "engine": "none", "threads": 0}
         assert client.post("/analyze", json={"text": "hi"}).json() == [{"label": "POSITIVE", "score": 0.75}]
         assert client.post("/analyze", json={"texts": ["a", "b"]}).json() == [
             {"label": "POSITIVE", "score": 0.75}] * 2

@@ -121,14 +121,14 @@ def servers(trained_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sentiment")
     version = (trained_model_dir / "latest").read_text().strip()
     procs = {
-        "served": ServerProcess(trained_model_dir, tmp / "served.log",
+        "served": ServerProcess(trained_model_dir, tmp / "served.log", PYTHONWARNINGS="default",  # show them all
                                 MAX_TEXT_CHARS="2000", MAX_TEXTS="16", MAX_BODY_BYTES="65536"),
         "hooked": ServerProcess(trained_model_dir, tmp / "hooked.log", [str(LAUNCHER)], WARMUP="0",
                                 MAX_QUEUE="4", MAX_BATCH_SIZE="4", REQUEST_TIMEOUT_S="3"),
         # MODEL_DIR naming a version directory itself (not the root with `latest`) works too.
         "lifecycle": ServerProcess(trained_model_dir / version, tmp / "lifecycle.log", [str(LAUNCHER)],
                                    TEST_LOAD_GATE=str(tmp / "gate"), SHUTDOWN_DELAY_S="0.8",
-                                   WARMUP="0", CPU_QUANTIZE="none"),
+                                   WARMUP="0", CPU_ENGINE="torch-fp32"),
     }
     procs["lifecycle"].gate = tmp / "gate"
     yield procs
@@ -364,3 +364,13 @@ def test_lifecycle_readyz_503_until_loaded_then_sigterm_drains_and_exits_0(serve
     assert out["r"].status_code == 200, out["r"].text
     assert out["r"].json()[0]["label"] in ("POSITIVE", "NEGATIVE")
     assert srv.proc.wait(30) == 0, srv.logs()
+
+
+def test_start_up_serves_onnx_int8_without_a_deprecation_warning(served):
+    """The default CPU engine on the trainer's model is its ONNX int8 graph (within the accuracy budget on
+    the shipped sample), and the start-up log, Python warnings included, names nothing deprecated."""
+    body = served.client.get("/readyz").json()
+    assert (body["backend"], body["engine"], body["threads"]) == ("cpu", "onnx-int8", 1)
+    log = served.log.read_text(errors="replace")
+    assert "CPU_ENGINE=auto: onnx-int8" in log
+    assert "deprecat" not in log.lower() and "Warning" not in log, log[-3000:]

@@ -12,7 +12,7 @@ import pytest
 
 from workloads.sentiment.config import ENV_DOC, Settings
 from workloads.sentiment.artifacts import ModelNotFound, resolve_model_dir
-from workloads.sentiment.model import _plan_groups
+from workloads.sentiment.predictor import plan_groups as _plan_groups
 from workloads.sentiment.payload import BadRequest, is_json, parse_payload
 
 pytestmark = pytest.mark.workload
@@ -31,7 +31,7 @@ def test_settings_defaults_and_validation():
     s = Settings.from_env({"PORT": "9000", "BACKEND": "CPU", "MAX_BATCH_WAIT_MS": "2.5", "WARMUP": "false"})
     assert (s.port, s.backend, s.max_batch_wait_ms, s.warmup) == (9000, "cpu", 2.5, False)
     for bad in ({"PORT": "http"}, {"BACKEND": "tpu"}, {"MAX_BATCH_SIZE": "0"}, {"WARMUP": "maybe"},
-                {"REQUEST_TIMEOUT_S": "0"}, {"CPU_QUANTIZE": "int4"}):
+                {"REQUEST_TIMEOUT_S": "0"}, {"CPU_ENGINE": "int4"}):
         with pytest.raises(ValueError):
             Settings.from_env(bad)
     assert set(ENV_DOC) >= {"MODEL_DIR", "PORT", "MAX_BATCH_SIZE", "MAX_BATCH_WAIT_MS", "MAX_QUEUE",

@@ -85,7 +85,9 @@ def test_component_and_children(default_run):
     comp = regs["ml-sentiment"]
     assert comp.type == COMPONENT and not comp.custom
     children = {n: r for n, r in regs.items() if r.parent == comp.urn}
-    assert sorted(children) == ["ml-sentiment-deployment", "ml-sentiment-hpa", "ml-sentiment-ingress",
+    # dev serves on inf1: the Neuron compile CronJob and its NetworkPolicy come with it
+    assert sorted(children) == ["ml-sentiment-compile-cronjob", "ml-sentiment-compile-netpol",
+                                "ml-sentiment-deployment", "ml-sentiment-hpa", "ml-sentiment-ingress",
                                 "ml-sentiment-netpol", "ml-sentiment-pdb", "ml-sentiment-sa", "ml-sentiment-service"]
     k8s_provider = regs["k8s"]
     for child in children.values():
@@ -112,6 +114,13 @@ def test_storage_is_a_dependency_and_names_come_from_it(default_run):
     for name in ("ml-sentiment-deployment", "ml-sentiment-service", "ml-sentiment-netpol"):
         assert regs["gate"].urn in regs[name].dependencies, name  # held back explicitly, not only via the parent
     assert regs["ml-serving"].urn in dep.dependencies  # pods naming ml-serving are rejected before it exists
+    # the compile CronJob: the same claim by name (read-write), after the storage, the gate and the ServiceAccount
+    cron = regs["ml-sentiment-compile-cronjob"]
+    assert pvc.urn in cron.property_dependencies["spec"] and ns.urn in cron.property_dependencies["metadata"]
+    assert {regs["gate"].urn, regs["ml-sentiment-sa"].urn} <= set(cron.dependencies)
+    tmpl = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in tmpl["volumes"]}["models"]["persistentVolumeClaim"] == {"claimName": "models"}
+    assert ns.urn in regs["ml-sentiment-compile-netpol"].dependencies
 
 
 def test_component_never_creates_the_namespace_or_pvcs(default_run):

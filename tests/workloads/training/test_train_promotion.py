@@ -175,3 +175,47 @@ def test_current_version_reads_a_symlink_and_ignores_nonsense(tmp_path):
     (tmp_path / "latest").write_text("../x\n")
     assert pm.current_version(tmp_path) is None
     assert pm.recorded_accuracy(tmp_path, "v7") is None
+
+
+# ------------------------------------------------------------------ the ONNX graphs written at export
+def test_export_writes_the_onnx_graphs_into_the_version_before_it_is_visible(tmp_path, monkeypatch):
+    from workloads.training import onnx_export
+
+    seen = []
+
+    def fake_write(version_dir, rows, max_length):
+        seen.append((version_dir.name, len(rows), max_length, (version_dir / "config.json").is_file()))
+        (version_dir / "model.onnx").write_bytes(b"g")
+        return {"reference_accuracy": 0.9, "eval_samples": 3, "fp32": {"accuracy": 0.9}, "int8": {"accuracy": 0.897}}
+
+    monkeypatch.setattr(onnx_export, "write_onnx", fake_write)
+    out = run_export(tmp_path, 0.9)
+    assert seen[0][0].startswith(".tmp-") and seen[0][1:] == (0, 64, True)  # the hidden folder, model saved
+    assert (out.path / "model.onnx").is_file()
+    assert metadata(tmp_path / "models", out.version)["onnx"] == {
+        "reference_accuracy": 0.9, "eval_samples": 3, "fp32": 0.9, "int8": 0.897}
+
+
+def test_a_failed_onnx_export_leaves_no_graph_and_the_version_still_ships(tmp_path, monkeypatch, caplog):
+    from workloads.training import onnx_export
+
+    def broken(version_dir, rows, max_length):
+        (version_dir / "model.onnx").write_bytes(b"half")
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(onnx_export, "write_onnx", broken)
+    with caplog.at_level("WARNING", logger="trainer"):
+        out = run_export(tmp_path, 0.9)
+    assert out.promotion.promoted and not (out.path / "model.onnx").exists()
+    assert "onnx" not in metadata(tmp_path / "models", out.version)
+    assert "ONNX export failed" in caplog.text and "exporter crashed" in caplog.text
+
+
+def test_no_onnx_skips_the_export(tmp_path, monkeypatch):
+    from workloads.training import onnx_export
+
+    monkeypatch.setattr(onnx_export, "write_onnx", lambda *a: pytest.fail("write_onnx called with --no-onnx"))
+    out = run_export(tmp_path, 0.9, onnx=False)
+    assert "onnx" not in metadata(tmp_path / "models", out.version) and not (out.path / "model.onnx").exists()
+    assert parse_args(["--data", "d", "--model-dir", "m", "--checkpoint-dir", "c", "--no-onnx"], check=False).onnx \
+        is False

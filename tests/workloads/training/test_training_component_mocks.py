@@ -62,7 +62,7 @@ def test_tfjob_renders_as_a_custom_resource_after_the_crd():
     assert not resources(preview, "kubernetes:kubeflow.org/v1:PyTorchJob")
     assert not resources(preview, "aws:iam/role:Role")  # the shipped sample needs no credentials
     kinds = {m["kind"] for _, m in manifests}
-    assert "TFJob" in kinds and "CronJob" not in kinds
+    assert "TFJob" in kinds and not resources(preview, "kubernetes:batch/v1:CronJob")  # no schedule here
 
 
 def test_training_off_keeps_the_shared_storage_for_serving():
