@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from components.monitoring import PROMETHEUS_URL
-from infra.config import parse_config
+from infra.config import ConfigError, parse_config
 from infra.versions import IMAGES
 from workloads.sentiment import manifests as sc
 from workloads.sentiment.config import ENV_DOC, Settings
@@ -97,6 +97,34 @@ def test_env_is_what_the_server_reads_and_it_accepts_it():
     s = Settings.from_env(e)  # the server's own validation accepts every value
     assert (s.port, s.max_batch_size, s.max_batch_wait_ms, s.max_queue, s.workers, s.backend) == (8080, 64, 2.5, 1024, 2, "neuron")
     assert container(o)["env"] == sorted(container(o)["env"], key=lambda x: x["name"])
+
+
+@pytest.mark.parametrize("device, engine, cpu_limit, threads", [
+    ("cpu", "auto", "2", "2"),          # ONNX Runtime (the default engine): every core of the limit
+    ("cpu", "onnx-int8", "1500m", "2"),  # a fractional limit rounds up
+    ("cpu", "torch-fp32", "2", "1"),    # fp32 PyTorch's OpenMP threads spin: one core left to the event loop
+    ("cpu", "torch-fp32", "1", "1"),
+    ("gpu", "auto", "3", "3"),          # CUDA: host threads only tokenize
+    ("inf1", "auto", "2", "2"),
+])
+def test_inference_threads_and_engine_follow_the_device_and_the_cpu_limit(device, engine, cpu_limit, threads):
+    pool = {"gpu": "gpu", "inf1": "inf1", "cpu": "cpu"}[device]
+    serving = {"device": device, "pool": pool, "resources": {"cpu": "500m", "cpuLimit": cpu_limit}}
+    if engine != "auto":
+        serving["cpuEngine"] = engine
+    e = env(objs({"serving": serving}))
+    assert e["TORCH_THREADS"] == threads
+    assert e.get("CPU_ENGINE") == (engine if device == "cpu" else None)  # only the CPU server reads it
+    assert e["WORKERS"] == "1"  # every device: see README "Threads" (no GPU machine to measure more)
+    s = Settings.from_env(e)
+    assert s.torch_threads == int(threads) and s.cpu_engine == (engine if device == "cpu" else "auto")
+
+
+def test_cpu_engine_needs_the_cpu_device():
+    with pytest.raises(ConfigError, match=r"cpuEngine.*needs device cpu \(device is gpu\)"):
+        parse_config({"serving": {"device": "gpu", "cpuEngine": "onnx-int8"}}, stack="dev")
+    with pytest.raises(ConfigError, match=r"cpuEngine.*onnx-int8"):
+        parse_config({"serving": {"device": "cpu", "cpuEngine": "int4"}}, stack="dev")
 
 
 def test_termination_grace_covers_the_servers_drain():
