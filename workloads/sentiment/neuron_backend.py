@@ -12,6 +12,7 @@ costs nothing.
 """
 from __future__ import annotations
 
+import abc
 import importlib.util
 import logging
 from pathlib import Path
@@ -110,9 +111,9 @@ class _FixedShapePredictor(Predictor):
         self.model = torch.jit.load(str(compiled))
         self.compiled_path = compiled
 
+    @abc.abstractmethod
     def _runtime(self) -> Any:
         """Import torch and the Neuron runtime that registers the compiled graph's ops; returns torch."""
-        raise NotImplementedError
 
     def predict(self, texts: Sequence[str]) -> List[Dict]:
         torch = self.torch

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from workloads.common.onnx_artifacts import ONNX_FP32, ONNX_INT8, ONNX_META
 from workloads.training import checkpoint as ckpt
 from workloads.training.args import TrainArgs
 from workloads.training.dataset import ID2LABEL
@@ -124,7 +125,7 @@ def _serving_artifacts(tmp: Path, a: TrainArgs, eval_rows: list[dict]) -> dict[s
     except Exception as exc:  # noqa: BLE001 - any failure of an optional artefact; the model itself is fine
         log.warning("ONNX export failed, the version has no ONNX graphs (the server uses fp32 PyTorch): %s: %s",
                     type(exc).__name__, exc)
-        for name in ("model.onnx", "model.int8.onnx", "onnx.json"):
+        for name in (ONNX_FP32, ONNX_INT8, ONNX_META):
             (tmp / name).unlink(missing_ok=True)
         return None
 

@@ -83,32 +83,34 @@ def _quantize(src: Path, out: Path, keep_fp32: Callable[[str], bool]) -> List[st
     return excluded
 
 
-def _labels_of(path: Path, tokenizer: Any, texts: Sequence[str], max_length: int) -> List[int]:
+def _encoded(tokenizer: Any, texts: Sequence[str], max_length: int) -> List[Dict[str, Any]]:
+    """The held-out texts tokenized once, in batches of 32 padded to each batch's longest, as the int64
+    arrays every graph (and the PyTorch reference) is fed: the same inputs for every candidate."""
     import numpy as np
+
+    feeds = []
+    for i in range(0, len(texts), 32):
+        enc = tokenizer(list(texts[i:i + 32]), padding=True, truncation=True, max_length=max_length,
+                        return_tensors="np")
+        feeds.append({n: (enc[n] if n in enc else np.zeros_like(enc["input_ids"])).astype(np.int64) for n in INPUTS})
+    return feeds
+
+
+def _labels_of(path: Path, feeds: Sequence[Dict[str, Any]]) -> List[int]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    out: List[int] = []
-    for i in range(0, len(texts), 32):
-        enc = tokenizer(list(texts[i:i + 32]), padding=True, truncation=True, max_length=max_length,
-                        return_tensors="np")
-        feed = {n: (enc[n] if n in enc else np.zeros_like(enc["input_ids"])).astype(np.int64) for n in INPUTS}
-        out.extend(int(k) for k in sess.run(None, feed)[0].argmax(-1))
-    return out
+    return [int(k) for feed in feeds for k in sess.run(None, feed)[0].argmax(-1)]
 
 
-def _torch_labels(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int) -> List[int]:
+def _torch_labels(model: Any, feeds: Sequence[Dict[str, Any]]) -> List[int]:
     import torch
 
-    out: List[int] = []
     with torch.inference_mode():
-        for i in range(0, len(texts), 32):
-            enc = tokenizer(list(texts[i:i + 32]), padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt")
-            out.extend(model(**enc).logits.argmax(-1).tolist())
-    return out
+        return [k for feed in feeds
+                for k in model(**{n: torch.from_numpy(v) for n, v in feed.items()}).logits.argmax(-1).tolist()]
 
 
 def _accuracy(pred: Sequence[int], gold: Sequence[int]) -> float:
@@ -132,10 +134,11 @@ def write_onnx(version_dir: Path, eval_rows: Sequence[Dict[str, Any]], max_lengt
                             "eval_samples": len(gold), "max_length": max_length,
                             "fp32": {"file": ONNX_FP32, "accuracy": None}}
     if gold:  # before the export: the TorchScript-based exporter leaves the module it traced altered
-        meta["reference_accuracy"] = _accuracy(_torch_labels(model, tokenizer, texts, max_length), gold)
+        feeds = _encoded(tokenizer, texts, max_length)
+        meta["reference_accuracy"] = _accuracy(_torch_labels(model, feeds), gold)
     _export_fp32(model, tokenizer, version_dir / ONNX_FP32)
     if gold:
-        meta["int8"] = _int8(version_dir, tokenizer, texts, gold, max_length, budget_points, meta)
+        meta["int8"] = _int8(version_dir, feeds, gold, budget_points, meta)
     meta["seconds"] = round(time.perf_counter() - t0, 1)
     (version_dir / ONNX_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info("ONNX artefacts in %s (%.1fs): fp32 accuracy %s, int8 %s, torch fp32 %s on %d held-out rows",
@@ -144,15 +147,15 @@ def write_onnx(version_dir: Path, eval_rows: Sequence[Dict[str, Any]], max_lengt
     return meta
 
 
-def _int8(version_dir: Path, tokenizer: Any, texts: List[str], gold: List[int], max_length: int,
-          budget_points: float, meta: Dict[str, Any]) -> Dict[str, Any]:
+def _int8(version_dir: Path, feeds: Sequence[Dict[str, Any]], gold: List[int], budget_points: float,
+          meta: Dict[str, Any]) -> Dict[str, Any]:
     """The fp32 graph's accuracy into ``meta``, then the first int8 candidate within budget of the reference."""
     ref = meta["reference_accuracy"]
-    meta["fp32"]["accuracy"] = _accuracy(_labels_of(version_dir / ONNX_FP32, tokenizer, texts, max_length), gold)
+    meta["fp32"]["accuracy"] = _accuracy(_labels_of(version_dir / ONNX_FP32, feeds), gold)
     tried = []
     for name, keep in CANDIDATES:
         excluded = _quantize(version_dir / ONNX_FP32, version_dir / ONNX_INT8, keep)
-        acc = _accuracy(_labels_of(version_dir / ONNX_INT8, tokenizer, texts, max_length), gold)
+        acc = _accuracy(_labels_of(version_dir / ONNX_INT8, feeds), gold)
         tried.append({"candidate": name, "accuracy": acc, "fp32_nodes": len(excluded)})
         if (ref - acc) * 100 <= budget_points + 1e-9:
             break
